@@ -1,0 +1,59 @@
+"""The one command line that every Snakemake rule calls: ``python -m implicit2 COMMAND …``.
+
+Each sub-command lives in ``implicit2.commands.<name>`` and exposes ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported only when their command runs, so ``--help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS: dict[str, str] = {
+    "download": "fetch one dataset's raw files (or generate a demo signal)",
+    "prepare": "turn raw files into the canonical results/data/{task}/{dataset}.npz",
+    "train": "train one model on one prepared dataset (one run directory)",
+    "evaluate": "evaluate a trained run: metrics.json and reconstructions",
+    "tables": "collect metrics.json files into per-task CSVs and paper.tex",
+    "figures": "draw curves, cost bars and reconstruction grids",
+    "fit": "fit a model to your own file (image, audio, video or mesh) without Snakemake",
+    "bench": "speed and memory benchmarks",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser, with one sub-parser per command (arguments added lazily)."""
+    parser = argparse.ArgumentParser(prog="implicit2", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen command and return its exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    known, _ = parser.parse_known_args(argv)
+    module = importlib.import_module(f"implicit2.commands.{known.command}")
+    # Re-parse with the command's own arguments now that its module is loaded.
+    command_parser = argparse.ArgumentParser(
+        prog=f"implicit2 {known.command}", description=COMMANDS[known.command]
+    )
+    command_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(command_parser)
+    position = argv.index(known.command)
+    args = command_parser.parse_args(argv[:position] + argv[position + 1 :])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose or known.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        logging.getLogger("implicit2").debug("traceback", exc_info=True)
+        logging.getLogger("implicit2").error("%s", error)
+        return 2
