@@ -1,0 +1,24 @@
+"""Evaluate a trained run: metrics.json and reconstructions in RUN/recon/."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from implicit2 import io as atomic
+from implicit2.runs import evaluate_dir, load_data
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", type=Path, required=True, help="run directory (holds train.json)")
+    parser.add_argument("--data", type=Path, required=True, help="prepared .npz")
+    parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
+    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: as trained)")
+
+
+def run(args: argparse.Namespace) -> int:
+    record = atomic.read_json(args.run / "train.json")
+    data = load_data(record["task"], args.data)
+    device = args.device or record.get("hparams", {}).get("device", "auto")
+    evaluate_dir(record["task"], data, args.run, args.out, device)
+    return 0

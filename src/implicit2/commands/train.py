@@ -1,0 +1,57 @@
+"""Train one model on one prepared dataset into a run directory (resumes from its ckpt/)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from implicit2.checkpoint import TrainingInterrupted
+from implicit2.runs import load_data, train_to_dir
+from implicit2.settings import TrainSettings
+
+#: Exit code of a run stopped by SIGTERM/SIGINT after writing its checkpoint (128 + SIGTERM).
+INTERRUPTED = 143
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task name, e.g. image_representation")
+    parser.add_argument("--dataset", required=True, help="dataset name (for the record)")
+    parser.add_argument("--model", required=True, help="model name, e.g. deq-fourier-1L256D")
+    parser.add_argument("--seed", type=int, default=0, help="initialisation and sampling seed")
+    parser.add_argument("--data", type=Path, required=True, help="prepared .npz")
+    parser.add_argument("--hparams", default="{}", help="training settings as JSON")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=None, help="steps between checkpoints"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        values = json.loads(args.hparams)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--hparams is not valid JSON ({error}): {args.hparams!r}") from error
+    settings = TrainSettings.from_dict(values)
+    data = load_data(args.task, args.data)
+    if data.dataset != args.dataset:
+        logging.getLogger(__name__).warning(
+            "%s holds dataset %r, not %r", args.data, data.dataset, args.dataset
+        )
+    try:
+        train_to_dir(
+            args.task,
+            data,
+            args.model,
+            args.seed,
+            settings,
+            args.out,
+            checkpoint_every=args.checkpoint_every,
+            progress=not args.no_progress,
+        )
+    except TrainingInterrupted as stop:
+        logging.getLogger(__name__).warning("%s", stop)
+        return INTERRUPTED
+    return 0

@@ -1,0 +1,109 @@
+"""Evaluation of a trained run: solve from z = 0 to the evaluation tolerance, score, export."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from implicit2.models import INR, build_model
+from implicit2.tasks.base import PreparedData, Task
+from implicit2.train import MODEL_FORMAT, iterate_chunks
+
+log = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("format", "model", "in_dim", "out_dim", "seed", "build", "chunks", "states")
+
+
+def load_models(path: Path, device: torch.device) -> tuple[dict[str, Any], list[INR]]:
+    """Load a run's ``model.pt``: its metadata and one eval-mode model per signal batch."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable model file ({error}); re-run training") from error
+    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not an implicit2 model file (expected format {MODEL_FORMAT})")
+    missing = [key for key in REQUIRED_KEYS if key not in payload]
+    if missing:
+        raise ValueError(f"{path}: model file lacks {missing}; re-run training")
+    models = []
+    for first, count, state in iterate_chunks(payload):
+        model = build_model(
+            payload["model"],
+            payload["in_dim"],
+            payload["out_dim"],
+            num_signals=count,
+            seed=payload["seed"],
+            first_signal=first,
+            **payload["build"],
+        )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise ValueError(f"{path}: weights do not fit {payload['model']} ({error})") from error
+        models.append(model.to(device).eval())
+    return payload, models
+
+
+@dataclass
+class Predictor:
+    """predict(coords) over every signal batch, in point chunks, counting solver steps."""
+
+    models: list[INR]
+    device: torch.device
+    chunk_points: int = 1 << 16
+    solver_steps: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @torch.no_grad()
+    def __call__(self, coords: Tensor) -> Tensor:
+        started = time.perf_counter()
+        shared = coords.dim() == 2
+        coords = coords.unsqueeze(0) if shared else coords
+        outputs = []
+        first = 0
+        for model in self.models:
+            count = model.num_signals
+            batch = coords if shared or coords.shape[0] == 1 else coords[first : first + count]
+            pieces = []
+            for start in range(0, batch.shape[1], self.chunk_points):
+                x = batch[:, start : start + self.chunk_points].to(self.device, torch.float32)
+                out = model(x)
+                self.solver_steps.append(out.solver_steps)
+                pieces.append(out.y.cpu())
+            outputs.append(torch.cat(pieces, dim=1))
+            first += count
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.seconds += time.perf_counter() - started
+        return torch.cat(outputs, dim=0)
+
+
+def evaluate_run(
+    task: Task, data: PreparedData, model_path: Path, recon_dir: Path, device: torch.device
+) -> dict[str, Any]:
+    """Score a run on its test set and export reconstructions into ``recon_dir``."""
+    payload, models = load_models(model_path, device)
+    if payload["in_dim"] != data.in_dim or payload["out_dim"] != data.out_dim:
+        raise ValueError(
+            f"{model_path}: model maps {payload['in_dim']}→{payload['out_dim']} dims but the "
+            f"prepared data has {data.in_dim}→{data.out_dim}; was it trained on another dataset?"
+        )
+    predictor = Predictor(models, device)
+    metrics, predictions = task.evaluate(predictor, data)
+    inference_seconds = predictor.seconds
+    steps = predictor.solver_steps
+    task.export(predictions, data, recon_dir, predictor)
+    return {
+        **metrics,
+        "inference_seconds": round(inference_seconds, 4),
+        "solver_steps_eval": float(np.mean(steps)) if steps else 0.0,
+    }

@@ -1,0 +1,104 @@
+"""The layer stack f(z, x) of a multiplicative filter network, with its decoder.
+
+Fourier / Gabor:  h₀ = z + g₀(x),  hᵢ = gᵢ(x) ⊙ (Wᵢ hᵢ₋₁ + bᵢ),  f(z, x) = h_L
+SIREN-like:       h₀ = z + sin(a₀(x)),  hᵢ = sin(Wᵢ hᵢ₋₁ + bᵢ + aᵢ(x)),  aᵢ(x) = Uᵢx + cᵢ
+Decoder:          y = W_out z + b_out
+
+``prepare(x)`` evaluates everything that depends on x and the parameters only (filters and the
+spectrally normalised weights) once; ``step(z, context)`` is then one application of f, the only
+work a solver iteration or an amortized training step repeats.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from implicit2.models.filters import FourierFilter, GaborFilter, SirenFilter
+from implicit2.models.layers import StackedLinear
+from implicit2.models.spectral import SpectralNorm
+
+
+@dataclass(frozen=True)
+class Context:
+    """Per-forward constants of f: filter outputs (or SIREN input terms) and layer weights."""
+
+    first: Tensor  # g₀(x): (S, N, D)
+    terms: tuple[Tensor, ...]  # per layer: gᵢ(x) (Fourier/Gabor) or aᵢ(x) + bᵢ (SIREN-like)
+    weights: tuple[Tensor, ...]  # per layer: (S, D, D), spectrally normalised when enabled
+
+
+class MultiplicativeFilterNetwork(nn.Module):
+    """f(z, x) with L layers of width D and one filter per layer plus the input filter."""
+
+    def __init__(
+        self,
+        rngs: list[np.random.Generator],
+        filter_type: str,
+        layers: int,
+        width: int,
+        in_dim: int,
+        out_dim: int,
+        input_scale: float,
+        spectral_norm: bool,
+        sn_target: float = 0.97,
+        sn_iterations: int = 5,
+        gabor_alpha: float = 6.0,
+    ) -> None:
+        super().__init__()
+        self.filter_type = filter_type
+        scale = input_scale / math.sqrt(layers + 1)
+
+        def make_filter() -> nn.Module:
+            if filter_type == "fourier":
+                return FourierFilter(rngs, in_dim, width, scale)
+            if filter_type == "gabor":
+                return GaborFilter(rngs, in_dim, width, scale, gabor_alpha / (layers + 1))
+            return SirenFilter(rngs, in_dim, width, scale)
+
+        self.filters = nn.ModuleList(make_filter() for _ in range(layers + 1))
+        bound = 1.0 / math.sqrt(width)
+        self.linears = nn.ModuleList(
+            StackedLinear(rngs, width, width, weight_bound=bound) for _ in range(layers)
+        )
+        self.norms = nn.ModuleList(
+            SpectralNorm(rngs, width, width, sn_target, sn_iterations)
+            for _ in range(layers if spectral_norm else 0)
+        )
+        self.output = StackedLinear(rngs, width, out_dim)
+
+    def prepare(self, x: Tensor) -> Context:
+        """Evaluate the filters and the (normalised) weights for coordinates x (S|1, N, in_dim)."""
+        raw = [f(x) for f in self.filters]
+        weights = tuple(
+            norm(linear.weight) if self.norms else linear.weight
+            for linear, norm in zip(
+                self.linears, self.norms or [None] * len(self.linears), strict=True
+            )
+        )
+        if self.filter_type == "siren":
+            first = torch.sin(raw[0])
+            terms = tuple(a + linear.bias for a, linear in zip(raw[1:], self.linears, strict=True))
+        else:
+            first = raw[0]
+            terms = tuple(raw[1:])
+        return Context(first=first, terms=terms, weights=weights)
+
+    def step(self, z: Tensor | None, context: Context) -> Tensor:
+        """One application f(z, x); ``z=None`` means z = 0 (the explicit network)."""
+        h = context.first if z is None else z + context.first
+        if self.filter_type == "siren":
+            for term, weight in zip(context.terms, context.weights, strict=True):
+                h = torch.sin(torch.baddbmm(term, h, weight))
+            return h
+        for term, weight, linear in zip(context.terms, context.weights, self.linears, strict=True):
+            h = term * torch.baddbmm(linear.bias, h, weight)
+        return h
+
+    def decode(self, z: Tensor) -> Tensor:
+        """y = W_out z + b_out."""
+        return self.output(z)

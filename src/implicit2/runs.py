@@ -1,0 +1,139 @@
+"""One run directory end to end: train into it, then evaluate it (`train`, `evaluate`, `fit`)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from implicit2 import io as atomic
+from implicit2 import provenance
+from implicit2.checkpoint import Checkpointer
+from implicit2.evaluate import evaluate_run
+from implicit2.models import count_parameters
+from implicit2.settings import TrainSettings, resolve_device
+from implicit2.tasks import get_task
+from implicit2.tasks.base import PreparedData
+from implicit2.train import summary, train, write_outputs
+
+log = logging.getLogger(__name__)
+
+#: Keys of train.json that metrics.json repeats, so a table needs one file per run.
+CARRIED = (
+    "task",
+    "dataset",
+    "model",
+    "seed",
+    "status",
+    "diverged_step",
+    "steps",
+    "params",
+    "train_seconds",
+    "step_seconds_median",
+    "first_step_seconds",
+    "saved_bytes_per_step",
+    "peak_memory_bytes",
+    "solver_steps_first",
+    "hparams",
+)
+
+
+def load_data(task_name: str, data_path: Path) -> PreparedData:
+    """Load prepared data and check it belongs to ``task_name``."""
+    data = get_task(task_name).load(data_path)
+    if data.task != task_name:
+        raise ValueError(
+            f"{data_path} holds {data.task} data, not {task_name}; check the rule inputs"
+        )
+    return data
+
+
+def train_to_dir(
+    task_name: str,
+    data: PreparedData,
+    model: str,
+    seed: int,
+    settings: TrainSettings,
+    out_dir: Path,
+    checkpoint_every: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and write model.pt, curve.csv, train.json; resumes from ``out_dir/ckpt``."""
+    task = get_task(task_name)
+    device = resolve_device(settings.device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    started = provenance.now()
+    checkpointer = Checkpointer(out_dir / "ckpt", every=checkpoint_every)
+    checkpointer.install_signal_handlers()
+    result = train(task, data, model, seed, settings, device, checkpointer, progress)
+    diverged = result.diverged_step
+    record = {
+        "task": task_name,
+        "dataset": data.dataset,
+        "model": model,
+        "seed": seed,
+        "status": "diverged" if diverged is not None else "ok",
+        "diverged_step": diverged,
+        "steps": settings.steps if diverged is None else diverged,
+        "params": count_parameters(model, data.in_dim, data.out_dim),
+        "num_signals": data.num_signals,
+        "signal_names": data.signal_names,
+        "hparams": settings.to_dict(),
+        **summary(result, device),
+        "provenance": provenance.collect(device, started, settings.to_dict()),
+    }
+    meta = {
+        "model": model,
+        "task": task_name,
+        "dataset": data.dataset,
+        "in_dim": data.in_dim,
+        "out_dim": data.out_dim,
+        "seed": seed,
+        "build": settings.model_kwargs(),
+    }
+    write_outputs(out_dir, result, record, meta)
+    log.info("trained %s on %s/%s: %s", model, task_name, data.dataset, record["status"])
+    return record
+
+
+def evaluate_dir(
+    task_name: str, data: PreparedData, run_dir: Path, out: Path, device_name: str = "auto"
+) -> dict[str, Any]:
+    """Evaluate ``run_dir`` and write ``out`` (metrics.json) and ``run_dir/recon/``."""
+    record = atomic.read_json(run_dir / "train.json")
+    device = resolve_device(device_name)
+    started = provenance.now()
+    metrics: dict[str, Any] = {key: record.get(key) for key in CARRIED}
+    metrics["signal_names"] = data.signal_names
+    recon = run_dir / "recon"
+    if record["status"] == "ok":
+        metrics |= evaluate_run(get_task(task_name), data, run_dir / "model.pt", recon, device)
+    else:
+        metrics |= {"psnr": None, "psnr_std": None, "psnr_per_signal": None}
+        metrics |= {"iou_easy": None, "iou_hard": None}
+        metrics |= {"inference_seconds": None, "solver_steps_eval": None}
+        write_placeholder(
+            recon / "preview.png", f"{record['model']}: diverged at step {record['diverged_step']}"
+        )
+    metrics["provenance"] = provenance.collect(device, started, record.get("hparams", {}))
+    metrics["provenance"]["train"] = record.get("provenance")
+    atomic.write_json(out, metrics)
+    return metrics
+
+
+def write_placeholder(path: Path, message: str) -> None:
+    """A small PNG that says why there is no reconstruction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(3, 2), dpi=100)
+    axis.axis("off")
+    axis.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=8)
+    with atomic.atomic_path(path) as temp:
+        figure.savefig(temp, format="png")
+    plt.close(figure)

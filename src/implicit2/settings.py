@@ -1,0 +1,112 @@
+"""Training settings (the ``--hparams`` of ``implicit2 train``): typed, validated, with defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Resolved settings of one training run (see docs/architecture.md for every key)."""
+
+    steps: int = 300
+    lr: float = 1e-3
+    lr_decay: float = 1.0
+    input_scale: float = 256.0
+    spectral_norm: bool = True
+    solver: str = "fixed_point"
+    tol: float = 1e-3
+    eval_tol: float = 1e-3
+    max_iter: int = 100
+    gradient: str = "onestep"
+    unroll_steps: int = 1
+    amortize: bool = True
+    batch_size: int | None = None
+    grad_clip: float | None = None
+    gabor_alpha: float = 6.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    signal_batch: int = 0
+    device: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
+        """Build from a mapping; unknown keys and wrong types raise ValueError naming the key."""
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; valid keys: {sorted(fields)}")
+        checked = {name: _check(name, fields[name].type, value) for name, value in values.items()}
+        settings = cls(**checked)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Range checks that the type alone does not catch."""
+        positive = {"steps": self.steps, "lr": self.lr, "tol": self.tol, "eval_tol": self.eval_tol}
+        positive |= {"max_iter": self.max_iter, "log_every": self.log_every}
+        positive |= {"checkpoint_every": self.checkpoint_every, "input_scale": self.input_scale}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ValueError(f"training setting {name} must be positive, got {value}")
+        if self.batch_size is not None and self.batch_size <= 0:
+            raise ValueError(
+                f"training setting batch_size must be positive or null, got {self.batch_size}"
+            )
+        if self.signal_batch < 0:
+            raise ValueError(f"training setting signal_batch must be ≥ 0, got {self.signal_batch}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(
+                f"training setting device must be auto, cpu or cuda[:N], got {self.device!r}"
+            )
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``build_model`` that these settings fix."""
+        return {
+            "input_scale": self.input_scale,
+            "spectral_norm": self.spectral_norm,
+            "gabor_alpha": self.gabor_alpha,
+            "solver": self.solver,
+            "tol": self.tol,
+            "eval_tol": self.eval_tol,
+            "max_iter": self.max_iter,
+            "gradient": self.gradient,
+            "unroll_steps": self.unroll_steps,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use device: auto")
+    return torch.device(name)
+
+
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+    "int | None": (int, type(None)),
+    "float | None": (int, float, type(None)),
+}
+
+
+def _check(name: str, annotation: Any, value: Any) -> Any:
+    expected = _TYPES[str(annotation)]
+    if isinstance(value, bool) and bool not in expected:
+        raise ValueError(f"training setting {name} must be {annotation}, got {value!r}")
+    if not isinstance(value, expected):
+        raise ValueError(f"training setting {name} must be {annotation}, got {value!r}")
+    if float in expected and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value

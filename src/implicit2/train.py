@@ -1,0 +1,353 @@
+"""The training loop: amortized full-batch DEQ training or minibatch training, many signals at once.
+
+Full-batch tasks (images, audio) keep the equilibrium state z of every training coordinate: step 0
+solves z* = f(z*, x) from zero; every later step applies f once to the cached state and stores the
+result (the (Implicit)² schedule: after the first step a DEQ step costs about one layer).
+Minibatch tasks (video, occupancy) draw fresh points and solve from zero every step.
+
+Every parameter has a leading signal axis, so all the signals of a dataset (``signal_batch`` at a
+time) train in one model pass; the loss is the sum of per-signal means, so each signal gets the
+gradient it would get alone. The loop never syncs with the host except at log points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from implicit2 import io as atomic
+from implicit2.checkpoint import Checkpointer, RunIdentity
+from implicit2.models import INR, build_model, parse_model_name
+from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
+from implicit2.settings import TrainSettings
+from implicit2.tasks.base import PreparedData, Task
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "implicit2-model-v1"
+CURVE_COLUMNS = ("step", "loss", "psnr", "seconds")
+
+
+@dataclass
+class ChunkResult:
+    """What training one batch of signals produced."""
+
+    first: int
+    count: int
+    state: dict[str, Tensor]
+    curve: list[dict[str, float | int | None]]
+    interval_seconds: list[float]
+    first_step_seconds: float
+    solver_steps_first: int
+    saved_bytes: int
+    diverged_step: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    """Everything ``train`` records about a run."""
+
+    chunks: list[ChunkResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def diverged_step(self) -> int | None:
+        steps = [c.diverged_step for c in self.chunks if c.diverged_step is not None]
+        return min(steps) if steps else None
+
+
+def signal_chunks(num_signals: int, signal_batch: int) -> list[tuple[int, int]]:
+    """(first, count) of each batch of signals trained together; 0 = all at once."""
+    size = num_signals if signal_batch <= 0 else min(signal_batch, num_signals)
+    return [(first, min(size, num_signals - first)) for first in range(0, num_signals, size)]
+
+
+def make_model(
+    model_name: str,
+    data: PreparedData,
+    settings: TrainSettings,
+    seed: int,
+    first: int,
+    count: int,
+    device: torch.device,
+) -> INR:
+    """Build the model of one signal batch, initialised from (seed, signal index)."""
+    model = build_model(
+        model_name,
+        data.in_dim,
+        data.out_dim,
+        num_signals=count,
+        seed=seed,
+        first_signal=first,
+        **settings.model_kwargs(),
+    )
+    return model.to(device)
+
+
+def train(
+    task: Task,
+    data: PreparedData,
+    model_name: str,
+    seed: int,
+    settings: TrainSettings,
+    device: torch.device,
+    checkpointer: Checkpointer | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Train one model per signal of ``data`` (in batches of ``settings.signal_batch``)."""
+    parse_model_name(model_name)
+    result = TrainResult()
+    started = time.perf_counter()
+    for first, count in signal_chunks(data.num_signals, settings.signal_batch):
+        chunk = _train_chunk(
+            task, data, model_name, seed, settings, device, first, count, checkpointer, progress
+        )
+        result.chunks.append(chunk)
+        if chunk.diverged_step is not None:
+            break
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _train_chunk(
+    task: Task,
+    data: PreparedData,
+    model_name: str,
+    seed: int,
+    settings: TrainSettings,
+    device: torch.device,
+    first: int,
+    count: int,
+    checkpointer: Checkpointer | None,
+    progress: bool,
+) -> ChunkResult:
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + first)
+    model = make_model(model_name, data, settings, seed, first, count, device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    decay = 1.0 - settings.lr_decay
+
+    def lr_factor(step: int) -> float:
+        return 1.0 - decay * step / settings.steps
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    amortize = settings.amortize and task.full_batch and model.state_dim > 0
+    full_x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
+    full_y = torch.from_numpy(data.train_targets[first : first + count]).to(device)
+    state: dict[str, Any] = {"step": 0, "cache": None, "curve": [], "intervals": []}
+    state |= {"first_step_seconds": 0.0, "solver_steps_first": 0, "saved_bytes": 0}
+    state |= {"seconds": 0.0, "loss_sum": torch.zeros((count,), device=device), "loss_count": 0}
+    identity = RunIdentity(model_name, seed, first, count, settings.to_dict())
+    if checkpointer is not None:
+        restored = checkpointer.load(identity, model, optimizer, scheduler, generator)
+        if restored is not None:
+            state |= restored
+    first_bad = state.get("first_bad", torch.full((), -1, dtype=torch.long)).to(device)
+    meter = SavedTensorMeter()
+    loss_sum = state["loss_sum"].to(device)
+    clock = time.perf_counter()
+    interval_start, interval_step = clock, state["step"]
+    bar = _progress(
+        progress, settings.steps, state["step"], f"{model_name} signals {first}+{count}"
+    )
+    for step in range(state["step"], settings.steps):
+        if task.full_batch:
+            x, y = full_x, full_y
+        else:
+            coords, targets = task.sample_batch(data, settings.batch_size or 65536, generator)
+            x = coords.to(device, non_blocking=True).unsqueeze(0)
+            y = targets[first : first + count].to(device, non_blocking=True)
+        measure = step == state["step"] + 1 and state["saved_bytes"] == 0
+        with meter.track() if measure else contextlib.nullcontext():
+            if amortize and state["cache"] is not None:
+                out = model(x, z0=state["cache"], solve=False)
+            else:
+                out = model(x)
+            per_signal = task.loss(out.y, y)
+            loss = per_signal.sum()
+        if measure:
+            state["saved_bytes"] = meter.bytes
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip is not None:
+            clip_per_signal(model, settings.grad_clip, count)
+        optimizer.step()
+        scheduler.step()
+        if amortize:
+            state["cache"] = out.z
+        first_bad = torch.where(
+            (first_bad < 0) & ~torch.isfinite(loss.detach()),
+            torch.full_like(first_bad, step),
+            first_bad,
+        )
+        loss_sum += per_signal.detach()
+        state["loss_count"] += 1
+        if step == 0:
+            _sync(device)
+            state["first_step_seconds"] = time.perf_counter() - clock
+            state["solver_steps_first"] = out.solver_steps
+            interval_start, interval_step = time.perf_counter(), 1
+        done = step + 1
+        if done % settings.log_every == 0 or done == settings.steps:
+            _sync(device)
+            now = time.perf_counter()
+            if done > interval_step:
+                state["intervals"].append((now - interval_start) / (done - interval_step))
+            state["seconds"] += now - clock
+            clock = now
+            interval_start, interval_step = now, done
+            mean_loss = (loss_sum / state["loss_count"]).cpu()
+            state["curve"].append(_curve_row(task, done, mean_loss, state["seconds"]))
+            loss_sum.zero_()
+            state["loss_count"] = 0
+            bar.update(done - bar.n)
+            bad = int(first_bad.item())
+            if bad >= 0:
+                log.warning("loss became non-finite at step %d: stopping this run", bad)
+                bar.close()
+                return _chunk_result(first, count, model, state, diverged_step=bad)
+        if checkpointer is not None and checkpointer.due(done, settings.checkpoint_every):
+            state["step"] = done
+            state["loss_sum"], state["first_bad"] = loss_sum, first_bad
+            checkpointer.save(identity, model, optimizer, scheduler, generator, state)
+    bar.close()
+    return _chunk_result(first, count, model, state, diverged_step=None)
+
+
+def clip_per_signal(model: INR, max_norm: float, count: int) -> None:
+    """Clip each signal's gradient norm separately (a global clip would couple the signals)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    squares = sum(g.reshape(count, -1).square().sum(1) for g in grads)
+    factor = torch.clamp(max_norm / (squares.sqrt() + 1e-6), max=1.0)
+    for grad in grads:
+        grad.mul_(factor.view(count, *([1] * (grad.dim() - 1))))
+
+
+def _curve_row(task: Task, step: int, mean_loss: Tensor, seconds: float) -> dict[str, Any]:
+    loss = float(mean_loss.mean())
+    psnr: float | None = None
+    if task.loss_kind == "mse":
+        values = [10 * math.log10(task.model_range**2 / max(v, 1e-30)) for v in mean_loss.tolist()]
+        psnr = statistics.fmean(values) if all(map(math.isfinite, values)) else None
+    return {"step": step, "loss": loss, "psnr": psnr, "seconds": round(seconds, 6)}
+
+
+def _chunk_result(
+    first: int, count: int, model: INR, state: dict[str, Any], diverged_step: int | None
+) -> ChunkResult:
+    return ChunkResult(
+        first=first,
+        count=count,
+        state={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        curve=state["curve"],
+        interval_seconds=state["intervals"],
+        first_step_seconds=state["first_step_seconds"],
+        solver_steps_first=state["solver_steps_first"],
+        saved_bytes=state["saved_bytes"],
+        diverged_step=diverged_step,
+        seconds=state["seconds"],
+    )
+
+
+def merged_curve(result: TrainResult) -> list[dict[str, Any]]:
+    """One curve for the run: per step, the signal-weighted mean over chunks."""
+    rows: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for chunk in result.chunks:
+        for row in chunk.curve:
+            rows.setdefault(int(row["step"]), []).append((chunk.count, row))
+    merged = []
+    for step in sorted(rows):
+        entries = rows[step]
+        total = sum(n for n, _ in entries)
+        loss = sum(n * r["loss"] for n, r in entries) / total
+        psnrs = [(n, r["psnr"]) for n, r in entries]
+        psnr = None
+        if all(p is not None for _, p in psnrs):
+            psnr = sum(n * p for n, p in psnrs) / total
+        seconds = sum(r["seconds"] for _, r in entries)
+        merged.append({"step": step, "loss": loss, "psnr": psnr, "seconds": seconds})
+    return merged
+
+
+def write_outputs(
+    out_dir: Path,
+    result: TrainResult,
+    record: dict[str, Any],
+    model_meta: dict[str, Any],
+) -> None:
+    """Write curve.csv, train.json and — last, atomically — model.pt into ``out_dir``."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in merged_curve(result):
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    atomic.write_text(out_dir / "curve.csv", buffer.getvalue())
+    atomic.write_json(out_dir / "train.json", record)
+    payload = {
+        "format": MODEL_FORMAT,
+        **model_meta,
+        "chunks": [(c.first, c.count) for c in result.chunks],
+        "states": [c.state for c in result.chunks],
+    }
+    with atomic.atomic_path(out_dir / "model.pt") as temp:
+        torch.save(payload, temp)
+
+
+def summary(result: TrainResult, device: torch.device) -> dict[str, Any]:
+    """Timing and memory figures of a run for train.json."""
+    intervals = [s for c in result.chunks for s in c.interval_seconds]
+    saved = max((c.saved_bytes for c in result.chunks), default=0)
+    return {
+        "train_seconds": round(result.seconds, 4),
+        "step_seconds_median": statistics.median(intervals) if intervals else None,
+        "first_step_seconds": sum(c.first_step_seconds for c in result.chunks),
+        "saved_bytes_per_step": saved,
+        "peak_memory_bytes": peak_memory_bytes(device, saved),
+        "solver_steps_first": max((c.solver_steps_first for c in result.chunks), default=0),
+        "signal_chunks": [(c.first, c.count) for c in result.chunks],
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _NoBar:
+    n = 0
+
+    def update(self, amount: int) -> None:
+        self.n += amount
+
+    def close(self) -> None:
+        return None
+
+
+def _progress(enabled: bool, total: int, initial: int, label: str) -> Any:
+    if not enabled:
+        bar = _NoBar()
+        bar.n = initial
+        return bar
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=label, unit="step", mininterval=2.0)
+
+
+def iterate_chunks(payload: dict[str, Any]) -> Iterator[tuple[int, int, dict[str, Tensor]]]:
+    """(first, count, state_dict) of each signal batch stored in a model.pt payload."""
+    for (first, count), state in zip(payload["chunks"], payload["states"], strict=True):
+        yield int(first), int(count), state
