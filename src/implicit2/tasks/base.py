@@ -81,7 +81,7 @@ class Task(ABC):
 
     @abstractmethod
     def prepare(self, raw: Path, out: Path, options: dict[str, Any]) -> None:
-        """Read the raw file(s) under/at ``raw`` and write the canonical npz at ``out`` atomically."""
+        """Read the raw file(s) under/at ``raw``; write the canonical npz at ``out`` atomically."""
 
     @abstractmethod
     def load(self, npz: Path) -> PreparedData:

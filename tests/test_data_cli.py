@@ -1,0 +1,88 @@
+"""The ``download`` and ``prepare`` commands, run through the CLI entry point."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+
+import numpy as np
+
+from implicit2.cli import main
+from implicit2.tasks import get_task
+
+
+def test_demo_download_then_prepare(tmp_path):
+    dest = tmp_path / "resources" / "raw" / "demo_chirp"
+    assert main(["download", "--dataset", "demo_chirp", "--dest", str(dest)]) == 0
+    manifest = json.loads((dest / "manifest.json").read_text())
+    assert manifest["dataset"] == "demo_chirp" and manifest["task"] == "audio"
+    assert manifest["files"][0]["path"] == "chirp.wav" and manifest["files"][0]["size"] > 0
+    out = tmp_path / "results" / "data" / "audio" / "demo_chirp.npz"
+    spec = json.dumps({"task": "audio", "prepare": {"max_seconds": 0.5}})
+    argv = ["prepare", "--task", "audio", "--dataset", "demo_chirp", "--raw", str(dest)]
+    assert main([*argv, "--spec", spec, "--out", str(out)]) == 0
+    data = get_task("audio").load(out)
+    assert data.train_coords.shape == (8000, 1) and data.dataset == "demo_chirp"
+
+
+def test_package_dataset_records_where_the_file_is(tmp_path, bikes_mp4):
+    dest = tmp_path / "raw" / "bikes"
+    assert main(["download", "--dataset", "bikes", "--dest", str(dest)]) == 0
+    entry = json.loads((dest / "manifest.json").read_text())["files"][0]
+    assert entry["path"] == str(bikes_mp4.resolve()) and len(entry["sha256"]) == 64
+    assert sorted(p.name for p in dest.iterdir()) == ["manifest.json"]
+
+
+def test_local_dataset_from_config_block(tmp_path):
+    image = tmp_path / "mine.npy"
+    np.save(image, np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8))
+    spec = json.dumps({"path": str(image), "task": "image_representation"})
+    dest = tmp_path / "raw" / "mine"
+    assert main(["download", "--dataset", "mine", "--spec", spec, "--dest", str(dest)]) == 0
+    out = tmp_path / "mine.npz"
+    argv = ["prepare", "--task", "image_representation", "--dataset", "mine", "--raw", str(dest)]
+    assert main([*argv, "--spec", spec, "--out", str(out)]) == 0
+    assert get_task("image_representation").load(out).train_targets.shape == (1, 256, 3)
+
+
+def test_errors_exit_2_with_a_clear_message(tmp_path, caplog):
+    caplog.set_level(logging.ERROR)
+    assert main(["download", "--dataset", "nope", "--dest", str(tmp_path / "nope")]) == 2
+    assert "unknown dataset 'nope'" in caplog.text and "demo_chirp" in caplog.text
+    dest = tmp_path / "raw" / "demo_chirp"
+    assert main(["download", "--dataset", "demo_chirp", "--dest", str(dest)]) == 0
+    caplog.clear()
+    argv = [
+        "prepare",
+        "--dataset",
+        "demo_chirp",
+        "--raw",
+        str(dest),
+        "--out",
+        str(tmp_path / "x.npz"),
+    ]
+    assert main([*argv, "--task", "video"]) == 2
+    assert "registered for task audio, not video" in caplog.text
+    caplog.clear()
+    assert main([*argv, "--task", "sound"]) == 2
+    assert "unknown task 'sound'" in caplog.text
+    caplog.clear()
+    empty = tmp_path / "raw" / "empty"
+    empty.mkdir()
+    argv = ["prepare", "--task", "audio", "--dataset", "demo_chirp", "--raw", str(empty)]
+    assert main([*argv, "--out", str(tmp_path / "x.npz")]) == 2
+    assert "run `python -m implicit2 download" in caplog.text
+    caplog.clear()
+    assert main([*argv, "--spec", "{bad json", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "--spec is not valid JSON" in caplog.text
+    assert not (tmp_path / "x.npz").exists()
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    offline = json.dumps({"url": f"http://127.0.0.1:{port}/gt_bach.wav", "task": "audio"})
+    dest = tmp_path / "raw" / "web"
+    argv = ["download", "--dataset", "web", "--spec", offline, "--dest", str(dest)]
+    assert main(argv) == 2
+    assert f"put it at {(dest / 'gt_bach.wav').resolve()}" in caplog.text
+    assert not (dest / "manifest.json").exists()
