@@ -1,0 +1,65 @@
+"""(Implicit)^2 reproduction: raw data -> prepared arrays -> training runs -> metrics -> tables,
+figures and results/tables/paper.tex. The grid and all logic live in implicit2.config; the
+rules in workflow/rules/ only call `python -m implicit2 COMMAND`.
+
+    snakemake --profile profiles/default                        # the paper's grid
+    snakemake --profile profiles/default --configfile config/demo.yaml   # the CPU demo
+    snakemake -n --config tasks=[audio] seeds=[0]                # a subset, dry run
+"""
+
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+SRC_DIR = Path(workflow.basedir) / "src"
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
+try:
+    import implicit2.config as i2config
+except ImportError:
+    # Not installed (e.g. Snakemake from another environment): use this checkout's src/.
+    # implicit2.config needs only PyYAML and jsonschema, which Snakemake itself requires.
+    sys.path.insert(0, str(SRC_DIR))
+    try:
+        import implicit2.config as i2config
+    except ImportError as error:
+        raise WorkflowError(
+            f"cannot import implicit2.config ({error}); install the project with "
+            "`make setup` (or `pip install -e .`) and run Snakemake from that environment"
+        ) from error
+
+try:
+    CONFIG = i2config.validate(config, schema=SCHEMA)
+except i2config.ConfigError as error:
+    raise WorkflowError(f"{error}\n(see config/README.md and {SCHEMA})") from None
+
+# Jobs run `python -m implicit2 ...` from this checkout, whichever Python environment executes
+# them: the project's venv, or a conda environment made from envs/implicit2.yaml (--sdm conda).
+SRC_ON_PYTHONPATH = shlex.quote(str(SRC_DIR))
+shell.prefix(
+    "set -euo pipefail; export PYTHONPATH={SRC_ON_PYTHONPATH}${{PYTHONPATH:+:$PYTHONPATH}}; "
+)
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/paper.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        i2config.final_targets(CONFIG),

@@ -1,0 +1,970 @@
+"""The workflow configuration: load, validate, expand the grid, resolve training settings.
+
+Everything the Snakemake rules need to know about the experiment grid lives here, so that rules
+stay thin. This module must stay importable without torch: the Snakefile imports it.
+
+Layers, most specific last (a later layer wins key by key):
+
+- training settings (``--hparams``): the schema defaults of ``train`` ← the built-in per-task
+  defaults of :data:`TASK_DEFAULTS` (the authors' code) ← the config's ``train`` ←
+  ``task_settings.<task>.train`` ← ``datasets.<dataset>.train`` ← the model-family rules of
+  :func:`resolve_hparams` (``amortize`` only for DEQ models on full-batch tasks, ``spectral_norm``
+  per family, the per-filter ``input_scale_factor``). A key written anywhere in the config beats a
+  built-in default.
+- job resources: ``resources.<stage>`` ← built-in per-task defaults ← ``task_settings.<task>.
+  resources.<stage>`` ← ``datasets.<dataset>.resources.<stage>``.
+- model grid: ``models`` ← ``task_settings.<task>.models`` ← ``datasets.<dataset>.models``
+  (each of ``families``, ``filters``, ``sizes``, ``baselines``, ``extra`` replaced as a whole).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jsonschema
+import yaml
+from jsonschema import validators
+
+#: The tasks of the paper, in the order tables and figures list them.
+TASKS_NAMES: tuple[str, ...] = (
+    "image_representation",
+    "image_generalization",
+    "audio",
+    "video",
+    "occupancy",
+)
+#: Tasks trained full batch (every coordinate every step): the amortized DEQ schedule applies.
+FULL_BATCH_TASKS: frozenset[str] = frozenset(
+    {"image_representation", "image_generalization", "audio"}
+)
+#: Families built on multiplicative filter networks, and their filters.
+FAMILIES: tuple[str, ...] = ("deq", "mfn")
+FILTERS: tuple[str, ...] = ("fourier", "gabor", "siren")
+#: Explicit baselines (named ``{baseline}-{L}L{D}D``).
+BASELINES: tuple[str, ...] = ("siren", "ffn")
+ALL_FAMILIES: tuple[str, ...] = FAMILIES + BASELINES
+
+#: ``{L}L{D}D``: L ≥ 1 layers of width D ≥ 1.
+SIZE_PATTERN = r"[1-9][0-9]*L[1-9][0-9]*D"
+#: The model-name grammar (one regex for the parser and the Snakemake wildcard constraint).
+MODEL_NAME_REGEX = rf"(?:(?:deq|mfn)-(?:fourier|gabor|siren)|siren|ffn)-{SIZE_PATTERN}"
+MODEL_NAME_PATTERN = re.compile(
+    r"^(?:(?P<family>deq|mfn)-(?P<filter>fourier|gabor|siren)|(?P<baseline>siren|ffn))"
+    r"-(?P<layers>[1-9][0-9]*)L(?P<width>[1-9][0-9]*)D$"
+)
+MODEL_GRAMMAR = (
+    "deq-{fourier|gabor|siren}-{L}L{D}D, mfn-{fourier|gabor|siren}-{L}L{D}D, siren-{L}L{D}D or "
+    "ffn-{L}L{D}D (L, D ≥ 1), e.g. deq-fourier-1L256D"
+)
+#: Dataset names are wildcards and folder names: letters, digits, '_' and '-'.
+DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+#: The keys of ``--hparams`` (docs/architecture.md), in that order.
+HPARAM_KEYS: tuple[str, ...] = (
+    "steps",
+    "lr",
+    "lr_decay",
+    "input_scale",
+    "spectral_norm",
+    "solver",
+    "tol",
+    "eval_tol",
+    "max_iter",
+    "gradient",
+    "unroll_steps",
+    "amortize",
+    "batch_size",
+    "grad_clip",
+    "gabor_alpha",
+    "log_every",
+    "checkpoint_every",
+    "signal_batch",
+    "device",
+)
+_INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})
+_INT_KEYS |= {"signal_batch", "batch_size"}
+_FLOAT_KEYS = frozenset({"lr", "lr_decay", "input_scale", "tol", "eval_tol", "gabor_alpha"})
+_FLOAT_KEYS |= {"grad_clip"}
+
+#: Job stages with configurable resources.
+STAGES: tuple[str, ...] = ("prepare", "train", "evaluate")
+#: Dataset-block keys that configure the workflow, not the data (kept out of ``--spec``).
+WORKFLOW_DATASET_KEYS: frozenset[str] = frozenset({"models", "train", "resources"})
+
+#: Built-in per-task defaults, from the authors' code (configs/ and scripts/ of the paper's
+#: repository): images spectrally normalise the DEQ and its explicit MFN twin and halve the
+#: SIREN-like filter's input scale; occupancy normalises only the DEQ; audio and video use none.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "image_representation": {
+        "train": {
+            "steps": 5000,
+            "lr": 1e-3,
+            "input_scale": 256.0,
+            "spectral_norm": ["deq", "mfn"],
+            "gabor_alpha": 3.0,
+            "batch_size": None,
+            "grad_clip": None,
+        },
+        "input_scale_factor": {"siren": 0.5},
+        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
+    },
+    "image_generalization": {
+        "train": {
+            "steps": 2000,
+            "lr": 1e-3,
+            "input_scale": 128.0,
+            "spectral_norm": ["deq", "mfn"],
+            "gabor_alpha": 3.0,
+            "batch_size": None,
+            "grad_clip": None,
+        },
+        "input_scale_factor": {"siren": 0.5},
+        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
+    },
+    "audio": {
+        "train": {
+            "steps": 3000,
+            "lr": 1e-3,
+            "input_scale": 25000.0,
+            "spectral_norm": False,
+            "gabor_alpha": 3.0,
+            "batch_size": None,
+            "grad_clip": None,
+        },
+        "input_scale_factor": {},
+        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
+    },
+    "video": {
+        "train": {
+            "steps": 10000,
+            "lr": 1e-3,
+            "input_scale": 128.0,
+            "spectral_norm": False,
+            "gabor_alpha": 3.0,
+            "batch_size": 65536,
+            "grad_clip": 0.1,
+        },
+        "input_scale_factor": {},
+        "resources": {
+            "train": {"mem_mb": 32000, "runtime": 480},
+            "evaluate": {"mem_mb": 32000, "runtime": 60},
+        },
+    },
+    "occupancy": {
+        "train": {
+            "steps": 10000,
+            "lr": 5e-4,
+            "input_scale": 256.0,
+            "spectral_norm": ["deq"],
+            "gabor_alpha": 3.0,
+            "batch_size": 50000,
+            "grad_clip": None,
+            "eval_tol": 1e-4,
+        },
+        "input_scale_factor": {},
+        "resources": {
+            "prepare": {"mem_mb": 16000, "runtime": 120},
+            "train": {"mem_mb": 32000, "runtime": 480},
+            "evaluate": {"mem_mb": 32000, "runtime": 60},
+        },
+    },
+}
+
+#: Dataset name → task for the paper's and the demo's datasets (used when a config block gives
+#: no ``task``). :mod:`implicit2.data.registry` is consulted first when it can be imported.
+KNOWN_DATASETS: dict[str, str] = {
+    "camera": "image_representation",
+    "celeba": "image_representation",
+    "nature": "image_generalization",
+    "text": "image_generalization",
+    "bach": "audio",
+    "counting": "audio",
+    "cat": "video",
+    "bikes": "video",
+    "dragon": "occupancy",
+    "buddha": "occupancy",
+    "bunny": "occupancy",
+    "armadillo": "occupancy",
+    "lucy": "occupancy",
+    "demo_faces": "image_representation",
+    "demo_nature": "image_generalization",
+    "demo_chirp": "audio",
+    "demo_shape": "occupancy",
+}
+#: File suffix → task, for a local ``path`` without ``task`` (npz/npy are ambiguous: say ``task``).
+SUFFIX_TASKS: dict[str, str] = {
+    ".png": "image_representation",
+    ".jpg": "image_representation",
+    ".jpeg": "image_representation",
+    ".tif": "image_representation",
+    ".tiff": "image_representation",
+    ".bmp": "image_representation",
+    ".wav": "audio",
+    ".flac": "audio",
+    ".mp4": "video",
+    ".avi": "video",
+    ".mov": "video",
+    ".ply": "occupancy",
+    ".obj": "occupancy",
+    ".stl": "occupancy",
+    ".off": "occupancy",
+}
+
+#: The schema, in the source checkout (the Snakefile passes its own path explicitly).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# Output paths (docs/architecture.md).
+RAW_MANIFEST = "resources/raw/{dataset}/manifest.json"
+RAW_DIR = "resources/raw/{dataset}"
+PREPARED = "results/data/{task}/{dataset}.npz"
+RUN_DIR = "results/runs/{task}/{dataset}/{model}/seed{seed}"
+TABLE = "results/tables/{task}.csv"
+PAPER_TEX = "results/tables/paper.tex"
+FIGURE_DIR = "results/figures/{task}"
+FIGURE_KINDS: tuple[str, ...] = ("curves", "cost", "reconstructions")
+FIGURE_FORMATS: tuple[str, ...] = ("pdf", "png")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key path and, where it helps, valid values."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            message = f"invalid config: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {problem}" for problem in self.problems)
+            message = f"invalid config ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message)
+
+
+class ModelSpec(NamedTuple):
+    """A parsed model name."""
+
+    family: str  # deq, mfn, siren or ffn
+    filter: str | None  # fourier, gabor or siren for deq/mfn, else None
+    layers: int
+    width: int
+
+    @property
+    def is_deq(self) -> bool:
+        """True for the implicit (DEQ) family."""
+        return self.family == "deq"
+
+
+class Run(NamedTuple):
+    """One training run of the grid."""
+
+    task: str
+    dataset: str
+    model: str
+    seed: int
+
+
+# --------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------
+
+
+def parse_model_name(name: str) -> ModelSpec:
+    """Parse a model name of the grammar :data:`MODEL_GRAMMAR`.
+
+    Raises:
+        ConfigError: the name does not match; the message gives the grammar.
+    """
+    match = MODEL_NAME_PATTERN.match(name) if isinstance(name, str) else None
+    if match is None:
+        raise ConfigError(f"{name!r} is not a model name; valid: {MODEL_GRAMMAR}")
+    family = match["family"] or match["baseline"]
+    return ModelSpec(family, match["filter"], int(match["layers"]), int(match["width"]))
+
+
+def known_datasets() -> dict[str, str]:
+    """Dataset name → task for every dataset the data registry knows (plus the paper's/demo's)."""
+    known = dict(KNOWN_DATASETS)
+    try:
+        from implicit2.data.registry import DATASETS
+    except ImportError:  # pragma: no cover - the registry ships with the package
+        return known
+    for name, entry in DATASETS.items():
+        task = getattr(entry, "task", None)
+        if task in TASKS_NAMES:
+            known[name] = task
+    return known
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and validation
+# --------------------------------------------------------------------------------------------
+
+
+def load_schema(path: str | Path | None = None) -> dict[str, Any]:
+    """Read the config schema (YAML); default: ``workflow/schemas/config.schema.yaml``."""
+    schema_path = Path(path) if path is not None else SCHEMA_PATH
+    if not schema_path.is_file():
+        raise FileNotFoundError(
+            f"{schema_path}: config schema not found; run from the source checkout or pass the "
+            "schema path (workflow/schemas/config.schema.yaml)"
+        )
+    return yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+
+
+def merge_config(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base``, as Snakemake merges config files.
+
+    Mappings merge key by key; any other value (lists included) replaces the old one.
+    """
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_config(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_overrides(entries: Iterable[str]) -> dict[str, Any]:
+    """Parse ``KEY=VALUE`` strings the way ``snakemake --config`` does (for scripts and tests).
+
+    Values go through int, float, true/false, YAML without type resolution (so ``[0]`` gives
+    ``['0']``, as Snakemake passes it), then plain string; :func:`validate` converts the strings.
+    """
+    parsed: dict[str, Any] = {}
+    for entry in entries:
+        key, sep, text = entry.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{entry!r}: config overrides are KEY=VALUE")
+        value: Any
+        for parser in (int, float, _parse_bool, _yaml_base_load):
+            try:
+                value = parser(text)
+                break
+            except (ValueError, yaml.YAMLError):
+                continue
+        else:
+            value = text
+        parsed = merge_config(parsed, {key: value})
+    return parsed
+
+
+def load_config(
+    path: str | Path,
+    overrides: Mapping[str, Any] | Iterable[str] | None = None,
+    *,
+    base: str | Path | None = None,
+    schema: str | Path | None = None,
+) -> dict[str, Any]:
+    """Load a YAML config, merge it over ``base`` and merge ``overrides`` on top, then validate.
+
+    Args:
+        path: the config file.
+        overrides: ``--config``-style overrides: a mapping, or ``KEY=VALUE`` strings.
+        base: a config file that ``path`` is merged into, as Snakemake merges ``--configfile``
+            into the Snakefile's ``configfile:`` (e.g. config/config.yaml under config/demo.yaml).
+        schema: the schema file (default :data:`SCHEMA_PATH`).
+
+    Returns:
+        The validated config with every default filled in.
+    """
+    config: dict[str, Any] = {}
+    for file in (base, path):
+        if file is None:
+            continue
+        with open(file, encoding="utf-8") as handle:
+            loaded = yaml.safe_load(handle) or {}
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{file}: a config file is a mapping of keys at the top level")
+        config = merge_config(config, loaded)
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            overrides = parse_overrides(overrides)
+        config = merge_config(config, overrides)
+    return validate(config, schema=schema)
+
+
+def validate(
+    config: Mapping[str, Any], *, schema: str | Path | Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Check a config against the schema and the grid's semantics; fill every default.
+
+    Strings where the schema wants numbers, booleans or null (as ``snakemake --config`` passes
+    them) are converted first, and a lone value where a list is expected becomes a list.
+
+    Args:
+        config: the raw config (not modified).
+        schema: the schema, as a path or an already loaded mapping (default :data:`SCHEMA_PATH`).
+
+    Returns:
+        A new, complete config.
+
+    Raises:
+        ConfigError: every problem found, each naming its key path and the valid values.
+    """
+    if not isinstance(schema, Mapping):
+        schema = load_schema(schema)
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"the config must be a mapping of keys, got {type(config).__name__}")
+    data = _coerce(copy.deepcopy(dict(config)), schema, schema)
+    _apply_task_defaults(data)
+    validator = _DefaultFillingValidator(schema)
+    problems = [_describe(error, schema) for error in validator.iter_errors(data)]
+    if problems:
+        raise ConfigError(sorted(set(problems)))
+    _check_semantics(data)
+    return data
+
+
+def _apply_task_defaults(data: dict[str, Any]) -> None:
+    """Fill ``task_settings`` with :data:`TASK_DEFAULTS`, skipping keys the user wrote anywhere."""
+    settings = data.setdefault("task_settings", {})
+    if not isinstance(settings, dict):
+        return
+    user_train = data.get("train") if isinstance(data.get("train"), dict) else {}
+    user_resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
+    for task, defaults in TASK_DEFAULTS.items():
+        block = settings.setdefault(task, {})
+        if not isinstance(block, dict):
+            continue
+        train = block.setdefault("train", {})
+        if isinstance(train, dict):
+            for key, value in defaults["train"].items():
+                if key not in train and key not in user_train:
+                    train[key] = copy.deepcopy(value)
+        if "input_scale_factor" not in block:
+            block["input_scale_factor"] = dict(defaults["input_scale_factor"])
+        resources = block.setdefault("resources", {})
+        if isinstance(resources, dict):
+            for stage, values in defaults["resources"].items():
+                target = resources.setdefault(stage, {})
+                user_stage = user_resources.get(stage)
+                user_stage = user_stage if isinstance(user_stage, dict) else {}
+                if isinstance(target, dict):
+                    for key, value in values.items():
+                        if key not in target and key not in user_stage:
+                            target[key] = value
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    """Checks the schema cannot express: dataset tasks, model names, the selected grid."""
+    problems: list[str] = []
+    known = known_datasets()
+    for name, block in config["datasets"].items():
+        key = f"datasets.{name}"
+        task = block.get("task")
+        if task is None:
+            task = _infer_dataset_task(name, block, known)
+            if task is None:
+                problems.append(
+                    f"{key}.task: missing, and {name!r} is not a dataset the registry knows; "
+                    f"valid tasks: {', '.join(TASKS_NAMES)}"
+                )
+                continue
+            block["task"] = task
+        elif name in known and "path" not in block and known[name] != task:
+            problems.append(
+                f"{key}.task: {task!r}, but the registry's {name!r} is {known[name]!r} data; "
+                f"rename the dataset or give it a 'path'"
+            )
+    problems += _check_model_blocks(config)
+    for task in config["tasks"]:
+        problems += _check_task_datasets(config, task, known)
+    if not problems:
+        problems += _check_filters(config)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _infer_dataset_task(
+    name: str, block: Mapping[str, Any], known: Mapping[str, str]
+) -> str | None:
+    if "path" in block:
+        return SUFFIX_TASKS.get(Path(str(block["path"])).suffix.lower())
+    return known.get(name)
+
+
+def _check_model_blocks(config: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    blocks = [("models", config["models"])]
+    blocks += [(f"task_settings.{t}.models", s.get("models", {})) for t, s in _task_items(config)]
+    blocks += [(f"datasets.{d}.models", b.get("models", {})) for d, b in config["datasets"].items()]
+    for key, block in blocks:
+        for index, name in enumerate(block.get("extra", [])):
+            if MODEL_NAME_PATTERN.match(name) is None:
+                problems.append(
+                    f"{key}.extra[{index}]: {name!r} is not a model name; valid: {MODEL_GRAMMAR}"
+                )
+    return problems
+
+
+def _task_items(config: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return list(config["task_settings"].items())
+
+
+def _check_task_datasets(
+    config: Mapping[str, Any], task: str, known: Mapping[str, str]
+) -> list[str]:
+    key = f"task_settings.{task}.datasets"
+    names = task_datasets(config, task)
+    if not names:
+        return [
+            f"{key}: the selected task {task!r} has no datasets; list some, or add one under "
+            f"'datasets:' with 'task: {task}'"
+        ]
+    problems: list[str] = []
+    for index, name in enumerate(names):
+        dataset_task = dataset_task_of(config, name, known)
+        if dataset_task is None:
+            valid = sorted(
+                {d for d, b in config["datasets"].items() if b.get("task") == task}
+                | {d for d, t in known.items() if t == task}
+            )
+            problems.append(
+                f"{key}[{index}]: unknown dataset {name!r}; valid for {task}: {', '.join(valid)} "
+                f"(or add it under 'datasets:' with a 'path' and 'task: {task}')"
+            )
+        elif dataset_task != task:
+            problems.append(
+                f"{key}[{index}]: {name!r} is {dataset_task} data, not {task}; "
+                f"list it under task_settings.{dataset_task}.datasets"
+            )
+    return problems
+
+
+def _check_filters(config: Mapping[str, Any]) -> list[str]:
+    problems: list[str] = []
+    full = expand_grid(config, apply_filters=False)
+    for key, valid in (
+        ("only_datasets", sorted({run.dataset for run in full})),
+        ("only_models", sorted({run.model for run in full})),
+    ):
+        for index, name in enumerate(config[key]):
+            if name not in valid:
+                problems.append(
+                    f"{key}[{index}]: {name!r} is not in the selected grid; "
+                    f"valid: {', '.join(valid)}"
+                )
+    if not problems and not expand_grid(config):
+        problems.append("only_datasets/only_models: the filters leave no run to do")
+    return problems
+
+
+def dataset_task_of(
+    config: Mapping[str, Any], dataset: str, known: Mapping[str, str] | None = None
+) -> str | None:
+    """The task of ``dataset``: its config block's ``task``, else the registry's, else None."""
+    block = config.get("datasets", {}).get(dataset)
+    if block is not None and block.get("task"):
+        return block["task"]
+    known = known_datasets() if known is None else known
+    return known.get(dataset)
+
+
+# --------------------------------------------------------------------------------------------
+# The grid
+# --------------------------------------------------------------------------------------------
+
+
+def selected_tasks(config: Mapping[str, Any]) -> list[str]:
+    """The selected tasks, in :data:`TASKS_NAMES` order."""
+    return [task for task in TASKS_NAMES if task in config["tasks"]]
+
+
+def task_datasets(config: Mapping[str, Any], task: str) -> list[str]:
+    """The datasets of ``task``: ``task_settings.<task>.datasets``, else every dataset of the
+    ``datasets:`` mapping whose task it is (in mapping order)."""
+    listed = config["task_settings"].get(task, {}).get("datasets")
+    if listed is not None:
+        return list(dict.fromkeys(listed))
+    return [name for name, block in config["datasets"].items() if block.get("task") == task]
+
+
+def model_grid(config: Mapping[str, Any], task: str, dataset: str) -> dict[str, list[str]]:
+    """The model-grid settings of (task, dataset): global ← task ← dataset, key by key."""
+    grid = {key: list(value) for key, value in config["models"].items()}
+    for layer in (
+        config["task_settings"].get(task, {}).get("models", {}),
+        config["datasets"].get(dataset, {}).get("models", {}),
+    ):
+        grid.update({key: list(value) for key, value in layer.items()})
+    return grid
+
+
+def task_models(config: Mapping[str, Any], task: str, dataset: str) -> list[str]:
+    """Model names of (task, dataset): families × filters × sizes, baselines × sizes, extra."""
+    grid = model_grid(config, task, dataset)
+    names = [
+        f"{family}-{filter_type}-{size}"
+        for size in grid["sizes"]
+        for family in grid["families"]
+        for filter_type in grid["filters"]
+    ]
+    names += [f"{baseline}-{size}" for size in grid["sizes"] for baseline in grid["baselines"]]
+    names += list(grid["extra"])
+    return list(dict.fromkeys(names))
+
+
+def expand_grid(
+    config: Mapping[str, Any], task: str | None = None, *, apply_filters: bool = True
+) -> list[Run]:
+    """Every run of the selected grid (or of one selected task): datasets × models × seeds.
+
+    Args:
+        config: a validated config.
+        task: only this task's runs (it must be selected).
+        apply_filters: honour ``only_datasets`` and ``only_models``.
+    """
+    tasks = selected_tasks(config) if task is None else [task]
+    only_datasets = set(config["only_datasets"]) if apply_filters else set()
+    only_models = set(config["only_models"]) if apply_filters else set()
+    runs: list[Run] = []
+    for name in tasks:
+        if name not in config["tasks"]:
+            continue
+        for dataset in task_datasets(config, name):
+            if only_datasets and dataset not in only_datasets:
+                continue
+            for model in task_models(config, name, dataset):
+                if only_models and model not in only_models:
+                    continue
+                runs.extend(Run(name, dataset, model, int(seed)) for seed in config["seeds"])
+    return runs
+
+
+def grid_datasets(config: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(task, dataset) pairs that the selected grid trains on."""
+    return list(dict.fromkeys((run.task, run.dataset) for run in expand_grid(config)))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-run settings
+# --------------------------------------------------------------------------------------------
+
+
+def _run_context(config: Mapping[str, Any], task: str, dataset: str) -> dict[str, Any]:
+    if task not in TASKS_NAMES:
+        raise ConfigError(f"task {task!r}: unknown; valid: {', '.join(TASKS_NAMES)}")
+    dataset_task = dataset_task_of(config, dataset)
+    if dataset_task is None:
+        raise ConfigError(
+            f"datasets.{dataset}: unknown dataset; add it under 'datasets:' with 'task: {task}'"
+        )
+    if dataset_task != task:
+        raise ConfigError(f"datasets.{dataset}: is {dataset_task} data, not {task}")
+    return config["datasets"].get(dataset, {})
+
+
+def check_dataset(config: Mapping[str, Any], task: str, dataset: str) -> None:
+    """Raise :class:`ConfigError` unless ``dataset`` is known and is ``task`` data."""
+    _run_context(config, task, dataset)
+
+
+def resolve_hparams(
+    config: Mapping[str, Any], task: str, dataset: str, model: str
+) -> dict[str, Any]:
+    """The training settings (``--hparams``) of one run, every key of docs/architecture.md.
+
+    Raises:
+        ConfigError: unknown task, model or dataset, or a setting that the task cannot use.
+    """
+    spec = parse_model_name(model)
+    block = _run_context(config, task, dataset)
+    task_block = config["task_settings"].get(task, {})
+    hparams: dict[str, Any] = dict(config["train"])
+    hparams.update(task_block.get("train", {}))
+    hparams.update(block.get("train", {}))
+
+    spectral = hparams["spectral_norm"]
+    hparams["spectral_norm"] = spectral if isinstance(spectral, bool) else spec.family in spectral
+    factor = task_block.get("input_scale_factor", {}).get(spec.filter, 1.0) if spec.filter else 1.0
+    hparams["input_scale"] = float(hparams["input_scale"]) * float(factor)
+    if task not in FULL_BATCH_TASKS and hparams["batch_size"] is None:
+        raise ConfigError(
+            f"task_settings.{task}.train.batch_size: {task} trains on minibatches; "
+            "give a positive integer (null means full batch)"
+        )
+    full_batch = task in FULL_BATCH_TASKS and hparams["batch_size"] is None
+    hparams["amortize"] = bool(hparams["amortize"]) and spec.is_deq and full_batch
+    hparams["device"] = config["device"]
+
+    resolved: dict[str, Any] = {}
+    for key in HPARAM_KEYS:
+        value = hparams[key]
+        if value is not None and key in _INT_KEYS:
+            value = int(value)
+        elif value is not None and key in _FLOAT_KEYS:
+            value = float(value)
+        resolved[key] = value
+    return resolved
+
+
+def resolve_resources(
+    config: Mapping[str, Any], task: str, dataset: str, stage: str
+) -> dict[str, int]:
+    """Job resources of one stage (``prepare``, ``train``, ``evaluate``) of (task, dataset):
+    ``threads``, ``mem_mb``, ``runtime`` (minutes, first attempt) and ``gpu``."""
+    if stage not in STAGES:
+        raise ConfigError(f"resources.{stage}: unknown stage; valid: {', '.join(STAGES)}")
+    values = dict(config["resources"][stage])
+    values.update(config["task_settings"].get(task, {}).get("resources", {}).get(stage, {}))
+    values.update(config["datasets"].get(dataset, {}).get("resources", {}).get(stage, {}))
+    return {key: int(value) for key, value in values.items()}
+
+
+def dataset_spec(config: Mapping[str, Any], dataset: str, stage: str = "prepare") -> dict[str, Any]:
+    """The dataset's config block for ``--spec`` (``{}`` for a registry dataset used as is).
+
+    Workflow-only keys (``models``, ``train``, ``resources``) are left out so that changing them
+    does not re-run data jobs; for ``stage='download'`` the ``prepare`` options are left out too.
+    """
+    block = config.get("datasets", {}).get(dataset) or {}
+    spec = {key: copy.deepcopy(value) for key, value in block.items()}
+    for key in WORKFLOW_DATASET_KEYS:
+        spec.pop(key, None)
+    if stage == "download":
+        spec.pop("prepare", None)
+    return spec
+
+
+def to_json(payload: Any) -> str:
+    """Compact, key-sorted JSON (stable, so that Snakemake's params trigger sees no change)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------------------------
+# Paths (targets of the Snakefile)
+# --------------------------------------------------------------------------------------------
+
+
+def run_dir(run: Run) -> str:
+    """``results/runs/{task}/{dataset}/{model}/seed{seed}``."""
+    return RUN_DIR.format(**run._asdict())
+
+
+def run_files(config: Mapping[str, Any], filename: str, task: str | None = None) -> list[str]:
+    """``<run_dir>/<filename>`` for every run of the selected grid (or of one task)."""
+    return [f"{run_dir(run)}/{filename}" for run in expand_grid(config, task)]
+
+
+def metrics_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
+    """Every ``metrics.json`` of the selected grid (or of one task)."""
+    return run_files(config, "metrics.json", task)
+
+
+def prepared_path(task: str, dataset: str) -> str:
+    """``results/data/{task}/{dataset}.npz``."""
+    return PREPARED.format(task=task, dataset=dataset)
+
+
+def table_paths(config: Mapping[str, Any]) -> list[str]:
+    """``results/tables/{task}.csv`` for every selected task."""
+    return [TABLE.format(task=task) for task in selected_tasks(config)]
+
+
+def figure_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
+    """The figures of every selected task (or of one task)."""
+    tasks = selected_tasks(config) if task is None else [task]
+    return [
+        f"{FIGURE_DIR.format(task=name)}/{kind}.{ext}"
+        for name in tasks
+        for kind in FIGURE_KINDS
+        for ext in FIGURE_FORMATS
+    ]
+
+
+def final_targets(config: Mapping[str, Any]) -> list[str]:
+    """What ``rule all`` builds: per-task tables, ``paper.tex`` and the figures."""
+    return [*table_paths(config), PAPER_TEX, *figure_paths(config)]
+
+
+def reference_path(config: Mapping[str, Any], basedir: str | Path | None = None) -> str | None:
+    """The paper-reference file for ``tables``, or None when unset or absent.
+
+    A relative path is looked up in the working directory, then under ``basedir`` (the workflow's
+    folder), so a run with ``--directory`` elsewhere still finds the shipped file.
+    """
+    value = config.get("reference")
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return str(path)
+    if basedir is not None and not path.is_absolute() and (Path(basedir) / path).is_file():
+        return str(Path(basedir) / path)
+    return None
+
+
+def wildcard_patterns(config: Mapping[str, Any]) -> dict[str, str]:
+    """Regexes for Snakemake's ``wildcard_constraints``: task, dataset, model, seed."""
+    datasets = set(config["datasets"]) | {name for _, name in grid_datasets(config)}
+    datasets |= {name for task in selected_tasks(config) for name in task_datasets(config, task)}
+    ordered = sorted(datasets, key=lambda name: (-len(name), name))
+    return {
+        "task": "|".join(selected_tasks(config)),
+        "dataset": "|".join(re.escape(name) for name in ordered),
+        "model": MODEL_NAME_REGEX,
+        "seed": r"\d+",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Schema helpers: string coercion, default filling, error messages
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _yaml_base_load(text: str) -> Any:
+    value = yaml.load(text, Loader=yaml.BaseLoader)  # BaseLoader: strings only
+    if isinstance(value, str) or value is None:
+        raise ValueError(text)
+    return value
+
+
+def _resolve_ref(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local ``$ref`` (``#/$defs/name``); sibling keywords are kept alongside."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    merged = dict(_resolve_ref(target, root))
+    for key, value in schema.items():
+        if key == "$ref":
+            continue
+        if key == "properties" and "properties" in merged:
+            properties = dict(merged["properties"])
+            for name, sub in value.items():
+                properties[name] = {**properties.get(name, {}), **sub}
+            merged["properties"] = properties
+        else:
+            merged[key] = value
+    return merged
+
+
+def _schema_types(schema: Mapping[str, Any]) -> list[str]:
+    types = schema.get("type")
+    if types is None and "enum" in schema:
+        return []
+    return [types] if isinstance(types, str) else list(types or [])
+
+
+def _coerce(value: Any, schema: Mapping[str, Any], root: Mapping[str, Any]) -> Any:
+    """Convert command-line strings to the schema's types; recurse into objects and arrays."""
+    schema = _resolve_ref(schema, root)
+    types = _schema_types(schema)
+    if isinstance(value, str) and types:
+        value = _coerce_scalar(value, types)
+    if "array" in types and value is not None and not _matches_scalar(value, types):
+        value = [value]
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key in list(value):
+            sub = properties.get(key)
+            if sub is None and isinstance(extra, Mapping):
+                sub = extra
+            if sub is not None:
+                value[key] = _coerce(value[key], sub, root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        value = [_coerce(item, schema["items"], root) for item in value]
+    return value
+
+
+def _matches_scalar(value: Any, types: list[str]) -> bool:
+    """True when ``value`` is a list/mapping or a scalar of one of ``types``."""
+    if isinstance(value, (list, dict)):
+        return True
+    if isinstance(value, bool):
+        return "boolean" in types
+    if isinstance(value, int):
+        return "integer" in types or "number" in types
+    if isinstance(value, float):
+        return "number" in types
+    return isinstance(value, str) and "string" in types
+
+
+def _coerce_scalar(text: str, types: list[str]) -> Any:
+    stripped = text.strip()
+    if "null" in types and stripped.lower() in ("null", "none", "~"):
+        return None
+    if "string" in types:
+        return text
+    if "boolean" in types:
+        try:
+            return _parse_bool(stripped)
+        except ValueError:
+            pass
+    if "integer" in types and re.fullmatch(r"[+-]?\d+", stripped):
+        return int(stripped)
+    if "number" in types:
+        try:
+            number = float(stripped)
+        except ValueError:
+            return text
+        if math.isfinite(number):
+            return int(number) if re.fullmatch(r"[+-]?\d+", stripped) else number
+    return text
+
+
+def _extend_with_defaults(validator_class: type) -> type:
+    """A validator that fills ``default`` values of missing properties while it validates."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def properties_with_defaults(validator, properties, instance, schema):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, Mapping) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(validator_class, {"properties": properties_with_defaults})
+
+
+_DefaultFillingValidator = _extend_with_defaults(jsonschema.Draft202012Validator)
+
+
+def _describe(error: jsonschema.ValidationError, root: Mapping[str, Any]) -> str:
+    """One line per schema error: the key path, what is wrong, what is valid."""
+    path = _key_path(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(_resolve_ref(schema, root).get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        where = f"{path}." if path else ""
+        names = ", ".join(f"{where}{name}" for name in unknown)
+        valid = f"; valid keys: {', '.join(allowed)}" if allowed else ""
+        return f"{names}: unknown key{'s' if len(unknown) > 1 else ''}{valid}"
+    where = path or "(top level)"
+    if error.validator == "enum":
+        valid = ", ".join(str(item) for item in error.validator_value)
+        return f"{where}: {error.instance!r} is not valid; valid values: {valid}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        got = type(error.instance).__name__
+        return f"{where}: expected {expected}, got {error.instance!r} ({got})"
+    if error.validator == "pattern":
+        hint = schema.get("description", "")
+        return f"{where}: {error.instance!r} does not match {error.validator_value}. {hint}".strip()
+    return f"{where}: {error.message}"
+
+
+def _key_path(parts: Iterable[Any]) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text

@@ -1,0 +1,144 @@
+"""Grid -> targets, wildcard constraints, input/params/resource functions.
+
+Every function here is a thin adapter from Snakemake wildcards to implicit2.config, where the
+grid, the training settings (--hparams), the dataset specs (--spec) and the resources are made.
+"""
+
+import shlex
+
+WILDCARDS = i2config.wildcard_patterns(CONFIG)
+
+
+wildcard_constraints:
+    task=WILDCARDS["task"],
+    dataset=WILDCARDS["dataset"],
+    model=WILDCARDS["model"],
+    seed=WILDCARDS["seed"],
+
+
+# ---- targets --------------------------------------------------------------------------------
+
+
+def all_metrics(wildcards):
+    """Every metrics.json of the selected grid."""
+    return i2config.metrics_paths(CONFIG)
+
+
+def task_metrics(wildcards):
+    """The metrics.json files of one task."""
+    return i2config.metrics_paths(CONFIG, wildcards.task)
+
+
+def task_curves(wildcards):
+    """The curve.csv files of one task (read by the figures beside metrics.json)."""
+    return i2config.run_files(CONFIG, "curve.csv", wildcards.task)
+
+
+def task_previews(wildcards):
+    """The reconstruction previews of one task (read by the figures beside metrics.json)."""
+    return i2config.run_files(CONFIG, "recon/preview.png", wildcards.task)
+
+
+def reference_input(wildcards):
+    """The paper-reference YAML as an input when it exists (else nothing)."""
+    path = i2config.reference_path(CONFIG, workflow.basedir)
+    return [path] if path else []
+
+
+def reference_flag(wildcards):
+    """`--reference PATH` for `implicit2 tables`, or nothing without a reference file."""
+    path = i2config.reference_path(CONFIG, workflow.basedir)
+    return f"--reference {shlex.quote(path)}" if path else ""
+
+
+def tables_dir(wildcards):
+    """The folder of the tables (results/tables)."""
+    return str(Path(i2config.PAPER_TEX).parent)
+
+
+def figures_dir(wildcards):
+    """The folder of one task's figures."""
+    return i2config.FIGURE_DIR.format(task=wildcards.task)
+
+
+# ---- data -----------------------------------------------------------------------------------
+
+
+def local_source(wildcards):
+    """A user's own file (`datasets.<name>.path`) as an input of its download, else nothing."""
+    path = CONFIG["datasets"].get(wildcards.dataset, {}).get("path")
+    return [path] if path else []
+
+
+def raw_dir(wildcards):
+    """resources/raw/{dataset}: where download puts the raw files."""
+    return i2config.RAW_DIR.format(dataset=wildcards.dataset)
+
+
+def download_spec(wildcards):
+    """The dataset's data settings as JSON (without prepare options)."""
+    return i2config.to_json(
+        i2config.dataset_spec(CONFIG, wildcards.dataset, "download")
+    )
+
+
+def prepare_spec(wildcards):
+    """The dataset's data settings as JSON, prepare options included."""
+    i2config.check_dataset(CONFIG, wildcards.task, wildcards.dataset)
+    return i2config.to_json(i2config.dataset_spec(CONFIG, wildcards.dataset, "prepare"))
+
+
+# ---- runs -----------------------------------------------------------------------------------
+
+
+def run_directory(wildcards):
+    """results/runs/{task}/{dataset}/{model}/seed{seed}."""
+    run = i2config.Run(
+        wildcards.task, wildcards.dataset, wildcards.model, int(wildcards.seed)
+    )
+    return i2config.run_dir(run)
+
+
+def train_hparams(wildcards):
+    """The resolved training settings of a run as JSON (--hparams)."""
+    hparams = i2config.resolve_hparams(
+        CONFIG, wildcards.task, wildcards.dataset, wildcards.model
+    )
+    return i2config.to_json(hparams)
+
+
+# ---- resources ------------------------------------------------------------------------------
+
+
+def stage_threads(stage):
+    """Threads of a stage's jobs, from the config (per task, per dataset)."""
+
+    def threads(wildcards):
+        return i2config.resolve_resources(
+            CONFIG, wildcards.task, wildcards.dataset, stage
+        )["threads"]
+
+    return threads
+
+
+def stage_resource(stage, key):
+    """One resource (mem_mb, gpu) of a stage's jobs, from the config."""
+
+    def resource(wildcards):
+        return i2config.resolve_resources(
+            CONFIG, wildcards.task, wildcards.dataset, stage
+        )[key]
+
+    return resource
+
+
+def stage_runtime(stage):
+    """Walltime in minutes of a stage's jobs: the configured runtime times the attempt."""
+
+    def runtime(wildcards, attempt):
+        values = i2config.resolve_resources(
+            CONFIG, wildcards.task, wildcards.dataset, stage
+        )
+        return values["runtime"] * attempt
+
+    return runtime

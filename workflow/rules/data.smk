@@ -1,0 +1,46 @@
+"""Raw data -> prepared arrays."""
+
+
+rule download:
+    input:
+        source=local_source,
+    output:
+        manifest="resources/raw/{dataset}/manifest.json",
+    log:
+        "logs/download/{dataset}.log",
+    benchmark:
+        "benchmarks/download/{dataset}.tsv"
+    localrule: True
+    conda:
+        "../../envs/implicit2.yaml"
+    params:
+        spec=download_spec,
+        dest=raw_dir,
+    shell:
+        "python -m implicit2 download --dataset {wildcards.dataset}"
+        " --spec {params.spec:q} --dest {params.dest:q} > {log:q} 2>&1"
+
+
+rule prepare:
+    input:
+        manifest="resources/raw/{dataset}/manifest.json",
+    output:
+        data="results/data/{task}/{dataset}.npz",
+    log:
+        "logs/prepare/{task}/{dataset}.log",
+    benchmark:
+        "benchmarks/prepare/{task}/{dataset}.tsv"
+    conda:
+        "../../envs/implicit2.yaml"
+    threads: stage_threads("prepare")
+    resources:
+        mem_mb=stage_resource("prepare", "mem_mb"),
+        runtime=stage_runtime("prepare"),
+        gpu=stage_resource("prepare", "gpu"),
+    params:
+        spec=prepare_spec,
+        raw=raw_dir,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m implicit2 prepare --task {wildcards.task}"
+        " --dataset {wildcards.dataset} --raw {params.raw:q} --spec {params.spec:q}"
+        " --out {output.data:q} > {log:q} 2>&1"

@@ -1,0 +1,56 @@
+"""One training run per task x dataset x model x seed, then its evaluation."""
+
+
+rule train:
+    input:
+        data="results/data/{task}/{dataset}.npz",
+    output:
+        model="results/runs/{task}/{dataset}/{model}/seed{seed}/model.pt",
+        curve="results/runs/{task}/{dataset}/{model}/seed{seed}/curve.csv",
+        record="results/runs/{task}/{dataset}/{model}/seed{seed}/train.json",
+    log:
+        "logs/train/{task}/{dataset}/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{task}/{dataset}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/implicit2.yaml"
+    threads: stage_threads("train")
+    resources:
+        mem_mb=stage_resource("train", "mem_mb"),
+        runtime=stage_runtime("train"),
+        gpu=stage_resource("train", "gpu"),
+    params:
+        hparams=train_hparams,
+        run_dir=run_directory,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m implicit2 train --task {wildcards.task}"
+        " --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed}"
+        " --data {input.data:q} --hparams {params.hparams:q} --out {params.run_dir:q}"
+        " > {log:q} 2>&1"
+
+
+rule evaluate:
+    input:
+        model="results/runs/{task}/{dataset}/{model}/seed{seed}/model.pt",
+        curve="results/runs/{task}/{dataset}/{model}/seed{seed}/curve.csv",
+        record="results/runs/{task}/{dataset}/{model}/seed{seed}/train.json",
+        data="results/data/{task}/{dataset}.npz",
+    output:
+        metrics="results/runs/{task}/{dataset}/{model}/seed{seed}/metrics.json",
+        preview="results/runs/{task}/{dataset}/{model}/seed{seed}/recon/preview.png",
+    log:
+        "logs/evaluate/{task}/{dataset}/{model}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{task}/{dataset}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/implicit2.yaml"
+    threads: stage_threads("evaluate")
+    resources:
+        mem_mb=stage_resource("evaluate", "mem_mb"),
+        runtime=stage_runtime("evaluate"),
+        gpu=stage_resource("evaluate", "gpu"),
+    params:
+        run_dir=run_directory,
+    shell:
+        "OMP_NUM_THREADS={threads} python -m implicit2 evaluate --run {params.run_dir:q}"
+        " --data {input.data:q} --out {output.metrics:q} > {log:q} 2>&1"
