@@ -55,7 +55,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); delete it and re-run the step") from error
+        raise ValueError(
+            f"{path}: not valid JSON ({error}); delete it and re-run the step"
+        ) from error
 
 
 def write_npz(path: str | os.PathLike[str], **arrays: Any) -> None:
