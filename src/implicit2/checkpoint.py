@@ -1,11 +1,14 @@
 """Resume checkpoints in a run's undeclared ``ckpt/`` folder.
 
-A checkpoint holds the model, optimiser, scheduler and batch-generator states, the step, the
-amortized z cache and the curve so far, so a resumed run continues bit-identically on CPU. It is
-tagged with the run's identity (model, seed, signal batch and every training setting): one written
-under other settings is refused with an error, never silently used. A truncated or corrupt file is
-skipped with a warning in favour of the previous one (the two newest are kept), or training
-restarts from scratch.
+A checkpoint holds the model, optimiser, scheduler and batch-generator states, torch's global RNG
+states, the step, the amortized z cache and the curve so far, so a resumed run continues
+bit-identically on CPU. It is tagged with the run's identity (model, seed, signal batch, every
+training setting that changes the result, and a fingerprint of the training data): one written
+under other settings or for other data is refused with an error naming the file, never silently
+used. A truncated or corrupt file is skipped with a warning in favour of the previous one (the two
+newest are kept), or training restarts from scratch, said in the log. A finished run deletes its
+checkpoints (:meth:`Checkpointer.clear`), so a later re-run of the job trains again rather than
+returning stale weights.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
+import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from implicit2 import io as atomic
@@ -27,6 +33,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "implicit2-checkpoint-v1"
 KEEP = 2
+#: Settings that do not change what a run computes: a checkpoint stays valid when they change.
+NEUTRAL_SETTINGS = ("checkpoint_every",)
+_PAYLOAD_KEYS = ("identity", "digest", "model", "optimizer", "scheduler", "generator", "state")
 
 
 @dataclass(frozen=True)
@@ -38,38 +47,72 @@ class RunIdentity:
     first_signal: int
     num_signals: int
     settings: dict[str, Any]
+    data: str = ""
 
     def digest(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        values = dataclasses.asdict(self)
+        values["settings"] = {k: v for k, v in self.settings.items() if k not in NEUTRAL_SETTINGS}
+        text = json.dumps(values, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def data_fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of the arrays' shapes, dtypes and bytes (what a checkpoint was trained on)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 class TrainingInterrupted(Exception):
     """Raised after a checkpoint was written because SIGTERM/SIGINT arrived."""
 
 
+class CheckpointMismatch(ValueError):
+    """A checkpoint in the run's folder belongs to another configuration or other data."""
+
+
+@dataclass
 class Checkpointer:
     """Writes and restores checkpoints of one run directory's signal batches."""
 
-    def __init__(self, folder: Path, every: int | None = None) -> None:
-        self.folder = folder
-        self.every = every
-        self.stop_requested = False
+    folder: Path
+    every: int | None = None
+    stop_requested: bool = False
+    #: (first signal, step) of every checkpoint resumed from, for the run's record.
+    resumed: list[tuple[int, int]] = field(default_factory=list)
+    _previous: dict[int, Any] = field(default_factory=dict, repr=False)
 
     def install_signal_handlers(self) -> None:
-        """On SIGTERM (SLURM's pre-kill signal) or SIGINT: checkpoint at the next step, stop."""
+        """On SIGTERM (SLURM's pre-kill signal) or SIGINT: checkpoint after this step, stop.
+
+        A second signal while the stop is pending ends the process the default way.
+        """
 
         def request_stop(signum: int, frame: object) -> None:
-            log.warning("received signal %d: checkpointing and stopping", signum)
+            if self.stop_requested:
+                log.warning("second signal %d: stopping without a checkpoint", signum)
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            log.warning("received signal %d: checkpointing after this step and stopping", signum)
             self.stop_requested = True
 
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, request_stop)
 
-    def due(self, done_steps: int, default_every: int) -> bool:
-        """Whether to checkpoint after ``done_steps`` steps (interval or pending stop)."""
+    def restore_signal_handlers(self) -> None:
+        """Put back the handlers that :meth:`install_signal_handlers` replaced."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def due(self, done_steps: int, default_every: int, last: bool = False) -> bool:
+        """Whether to checkpoint after ``done_steps`` steps (interval, last step, pending stop)."""
         every = self.every or default_every
-        return self.stop_requested or done_steps % every == 0
+        return self.stop_requested or last or done_steps % every == 0
 
     def _files(self, identity: RunIdentity) -> list[Path]:
         pattern = f"signals{identity.first_signal}-step*.pt"
@@ -93,6 +136,8 @@ class Checkpointer:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
             "state": {k: _to_cpu(v) for k, v in state.items()},
         }
         path = self.folder / f"signals{identity.first_signal}-step{state['step']}.pt"
@@ -111,33 +156,96 @@ class Checkpointer:
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
         generator: torch.Generator,
+        total_steps: int | None = None,
     ) -> dict[str, Any] | None:
-        """Restore the newest valid checkpoint of this signal batch; None when there is none."""
+        """Restore the newest valid checkpoint of this signal batch; None when there is none.
+
+        Raises:
+            CheckpointMismatch: the newest readable checkpoint belongs to other settings or data.
+        """
+        self._remove_partial_writes()
         for path in self._files(identity):
-            try:
-                payload = torch.load(path, map_location="cpu", weights_only=False)
-            except Exception as error:
-                log.warning("checkpoint %s is unreadable (%s): trying an older one", path, error)
-                continue
-            if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-                log.warning("checkpoint %s has an unknown format: trying an older one", path)
+            payload = self._read(path, total_steps)
+            if payload is None:
                 continue
             if payload["digest"] != identity.digest():
-                raise ValueError(
-                    f"checkpoint {path} was written by a run with different settings "
-                    f"({payload['identity']}); delete {self.folder} to start this run afresh"
+                raise CheckpointMismatch(
+                    f"checkpoint {path} was written by a run with different settings or data "
+                    f"({_difference(payload['identity'], dataclasses.asdict(identity))}); "
+                    f"delete {self.folder} to start this run afresh"
                 )
-            model.load_state_dict(payload["model"])
-            optimizer.load_state_dict(payload["optimizer"])
-            scheduler.load_state_dict(payload["scheduler"])
-            generator.set_state(payload["generator"])
+            try:
+                model.load_state_dict(payload["model"])
+                optimizer.load_state_dict(payload["optimizer"])
+                scheduler.load_state_dict(payload["scheduler"])
+                generator.set_state(payload["generator"])
+            except (RuntimeError, ValueError, KeyError, TypeError) as error:
+                raise CheckpointMismatch(
+                    f"checkpoint {path} does not fit this model ({error}); it was written by "
+                    f"other code: delete {self.folder} to start this run afresh"
+                ) from error
+            if payload.get("torch_rng") is not None:
+                torch.set_rng_state(payload["torch_rng"])
+            if payload.get("cuda_rng") is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(payload["cuda_rng"])
             device = next(model.parameters()).device
             state = {k: _to_device(v, device) for k, v in payload["state"].items()}
             log.info("resuming from %s (step %d)", path, state["step"])
+            self.resumed.append((identity.first_signal, int(state["step"])))
             return state
-        if self.folder.exists() and any(self.folder.iterdir()):
-            log.warning("no usable checkpoint in %s: training from scratch", self.folder)
+        if self._files(identity):
+            log.warning(
+                "no usable checkpoint for signals %d in %s: training from scratch",
+                identity.first_signal,
+                self.folder,
+            )
         return None
+
+    def _read(self, path: Path, total_steps: int | None) -> dict[str, Any] | None:
+        """A checkpoint's payload, or None (with a warning) when it is unreadable or malformed."""
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:
+            log.warning("checkpoint %s is unreadable (%s): trying an older one", path, error)
+            return None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            log.warning("checkpoint %s has an unknown format: trying an older one", path)
+            return None
+        missing = [key for key in _PAYLOAD_KEYS if key not in payload]
+        state = payload.get("state")
+        if missing or not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            log.warning("checkpoint %s is incomplete (%s): trying an older one", path, missing)
+            return None
+        step = state["step"]
+        if step != _step_of(path) or step < 0 or (total_steps is not None and step > total_steps):
+            log.warning("checkpoint %s holds step %d: trying an older one", path, step)
+            return None
+        return payload
+
+    def _remove_partial_writes(self) -> None:
+        """Delete temporary files left by a process killed while writing a checkpoint."""
+        for temp in self.folder.glob(".signals*-step*.tmp.pt"):
+            log.info("removing the partial checkpoint %s", temp)
+            temp.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Delete the checkpoint folder (after the run's outputs were written)."""
+        if self.folder.is_dir():
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    """The keys whose values differ between two identities, for the error message."""
+    changes = []
+    for key in sorted(set(stored) | set(current)):
+        old, new = stored.get(key), current.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            for name in sorted(set(old) | set(new)):
+                if name not in NEUTRAL_SETTINGS and old.get(name) != new.get(name):
+                    changes.append(f"{key}.{name}: {old.get(name)!r} there, {new.get(name)!r} now")
+        elif old != new:
+            changes.append(f"{key}: {old!r} there, {new!r} now")
+    return "; ".join(changes) or "format change"
 
 
 def _step_of(path: Path) -> int:

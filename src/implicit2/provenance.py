@@ -8,12 +8,35 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-_PACKAGES = ("implicit2", "torch", "numpy", "scipy", "scikit-image", "trimesh", "snakemake")
+_PACKAGES = (
+    "implicit2",
+    "torch",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "imageio",
+    "soundfile",
+    "av",
+    "trimesh",
+    "pandas",
+    "snakemake",
+)
+#: Environment variables that change how or where a run executes.
+_ENVIRONMENT = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_RESTART_COUNT",
+)
 
 
 def git_state(root: Path | None = None) -> dict[str, Any]:
@@ -36,6 +59,7 @@ def git_state(root: Path | None = None) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a result depends on (None where not installed)."""
     versions: dict[str, str | None] = {}
     for name in _PACKAGES:
         try:
@@ -46,12 +70,39 @@ def package_versions() -> dict[str, str | None]:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model (from /proc/cpuinfo on Linux) for CPU runs."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
+    return cpu_model() or platform.processor() or platform.machine()
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name on Linux, None elsewhere."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("model name", "Model", "cpu model") and value.strip():
+            return value.strip()
+    return None
+
+
+def accelerator() -> dict[str, Any]:
+    """CUDA/cuDNN versions and the visible GPUs (empty lists without CUDA)."""
+    available = torch.cuda.is_available()
+    return {
+        "cuda_available": available,
+        "cudnn": torch.backends.cudnn.version() if available else None,
+        "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if available
+        else [],
+    }
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601 to the second."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -64,10 +115,17 @@ def collect(device: torch.device, started: str, config: dict[str, Any]) -> dict[
         "cuda": torch.version.cuda,
         "device": str(device),
         "device_name": device_name(device),
+        **accelerator(),
         "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cpu_count": os.cpu_count(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "host": socket.gethostname(),
+        "platform": platform.platform(),
         "pid": os.getpid(),
         "python": platform.python_version(),
+        "argv": list(sys.argv),
+        "environment": {name: os.environ[name] for name in _ENVIRONMENT if name in os.environ},
         "started": started,
         "finished": now(),
         "config": config,

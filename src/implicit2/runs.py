@@ -68,8 +68,13 @@ def train_to_dir(
     started = provenance.now()
     checkpointer = Checkpointer(out_dir / "ckpt", every=checkpoint_every)
     checkpointer.install_signal_handlers()
-    result = train(task, data, model, seed, settings, device, checkpointer, progress)
+    try:
+        result = train(task, data, model, seed, settings, device, checkpointer, progress)
+    finally:
+        checkpointer.restore_signal_handlers()
     diverged = result.diverged_step
+    run_config = {"task": task_name, "dataset": data.dataset, "model": model, "seed": seed}
+    run_config |= {"checkpoint_every": checkpoint_every, "hparams": settings.to_dict()}
     record = {
         "task": task_name,
         "dataset": data.dataset,
@@ -83,8 +88,11 @@ def train_to_dir(
         "signal_names": data.signal_names,
         "hparams": settings.to_dict(),
         **summary(result, device),
-        "provenance": provenance.collect(device, started, settings.to_dict()),
+        "provenance": provenance.collect(device, started, run_config),
     }
+    record["provenance"]["resumed"] = [
+        {"first_signal": first, "step": step} for first, step in checkpointer.resumed
+    ]
     meta = {
         "model": model,
         "task": task_name,
@@ -95,6 +103,7 @@ def train_to_dir(
         "build": settings.model_kwargs(),
     }
     write_outputs(out_dir, result, record, meta)
+    checkpointer.clear()  # a later re-run trains again instead of returning these weights
     log.info("trained %s on %s/%s: %s", model, task_name, data.dataset, record["status"])
     return record
 
