@@ -141,13 +141,21 @@ class Checkpointer:
             "state": {k: _to_cpu(v) for k, v in state.items()},
         }
         path = self.folder / f"signals{identity.first_signal}-step{state['step']}.pt"
-        with atomic.atomic_path(path) as temp:
-            torch.save(payload, temp)
-        for old in self._files(identity)[KEEP:]:
-            old.unlink(missing_ok=True)
-        log.info("checkpoint written: %s", path)
+        try:
+            with atomic.atomic_path(path) as temp:
+                torch.save(payload, temp)
+            for old in self._files(identity)[KEEP:]:
+                old.unlink(missing_ok=True)
+        except (OSError, RuntimeError) as error:
+            # A lost checkpoint costs only time: keep training (the run folder may have been
+            # deleted under us, or the disk is briefly full); the next interval tries again.
+            log.warning("could not write checkpoint %s (%s): training goes on", path, error)
+            saved = f"no checkpoint could be written ({error})"
+        else:
+            log.info("checkpoint written: %s", path)
+            saved = f"{path} saved"
         if self.stop_requested:
-            raise TrainingInterrupted(f"stopped by signal after step {state['step']}; {path} saved")
+            raise TrainingInterrupted(f"stopped by signal after step {state['step']}; {saved}")
 
     def load(
         self,
