@@ -36,19 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the chosen command and return its exit code."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    known, _ = parser.parse_known_args(argv)
-    module = importlib.import_module(f"implicit2.commands.{known.command}")
-    # Re-parse with the command's own arguments now that its module is loaded.
+    position = next((i for i, arg in enumerate(argv) if arg in COMMANDS), None)
+    if position is None:
+        build_parser().parse_args(argv)  # prints usage/help or the error, then exits
+        return 2
+    command = argv[position]
+    module = importlib.import_module(f"implicit2.commands.{command}")
     command_parser = argparse.ArgumentParser(
-        prog=f"implicit2 {known.command}", description=COMMANDS[known.command]
+        prog=f"implicit2 {command}", description=COMMANDS[command]
     )
     command_parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(command_parser)
-    position = argv.index(known.command)
     args = command_parser.parse_args(argv[:position] + argv[position + 1 :])
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose or known.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
