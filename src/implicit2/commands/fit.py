@@ -1,0 +1,107 @@
+"""``implicit2 fit PATH --model M --out DIR``: fit a model to your own file without Snakemake.
+
+The task is inferred from the file (image, audio, video or mesh); every setting not given on the
+command line is the task's default from the workflow config (:mod:`implicit2.config`). The run
+directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``, ``curve.csv``,
+``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same arguments and it resumes
+from ``DIR/ckpt/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+from implicit2.checkpoint import TrainingInterrupted
+from implicit2.commands.train import INTERRUPTED
+from implicit2.config import resolve_hparams, validate
+from implicit2.data.download import fetch_files
+from implicit2.data.manifest import write_manifest
+from implicit2.data.registry import resolve_dataset
+from implicit2.runs import evaluate_dir, load_data, train_to_dir
+from implicit2.settings import TrainSettings
+from implicit2.tasks import get_task
+from implicit2.tasks.infer import infer_task
+
+log = logging.getLogger(__name__)
+
+#: The dataset name a fitted file gets in the run's records.
+DATASET = "fit"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """PATH, ``--model``, ``--out`` and the optional overrides of the task's defaults."""
+    parser.add_argument("path", type=Path, help="image, audio, video (mp4/npy) or mesh file")
+    parser.add_argument("--model", required=True, help="model name, e.g. deq-fourier-1L256D")
+    parser.add_argument("--out", type=Path, required=True, help="run directory")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (task default)")
+    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument("--input-scale", type=float, default=None, help="filter input scale")
+    parser.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=None, help="steps between resume checkpoints"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The task's default training settings for ``model`` with the command-line overrides."""
+    config = validate(
+        {
+            "tasks": [task],
+            "device": args.device,
+            "datasets": {DATASET: {"path": str(path), "task": task}},
+        }
+    )
+    hparams = resolve_hparams(config, task, DATASET, model)
+    overrides = {"steps": args.steps, "lr": args.lr, "input_scale": args.input_scale}
+    hparams.update({key: value for key, value in overrides.items() if value is not None})
+    if args.checkpoint_every is not None:
+        hparams["checkpoint_every"] = args.checkpoint_every
+    return hparams
+
+
+def prepare_into(task: str, path: Path, out_dir: Path) -> Path:
+    """Prepare ``path`` as ``out_dir/data.npz`` (again only when the file changed)."""
+    prepared = out_dir / "data.npz"
+    if prepared.is_file() and prepared.stat().st_mtime >= path.stat().st_mtime:
+        return prepared
+    source = resolve_dataset(DATASET, {"path": str(path), "task": task})
+    raw = out_dir / "raw"
+    write_manifest(raw, source, fetch_files(source, raw))
+    get_task(task).prepare(raw, prepared, dict(source.prepare))
+    return prepared
+
+
+def run(args: argparse.Namespace) -> int:
+    """Infer, prepare, train (resuming), evaluate; 0 on success, 143 when interrupted."""
+    path = args.path.expanduser().resolve()
+    task = infer_task(path)
+    log.info("%s: task %s", path, task)
+    settings = TrainSettings.from_dict(fit_settings(task, path, args.model, args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = load_data(task, prepare_into(task, path, args.out))
+    try:
+        train_to_dir(
+            task,
+            data,
+            args.model,
+            args.seed,
+            settings,
+            args.out,
+            checkpoint_every=args.checkpoint_every,
+            progress=not args.no_progress,
+        )
+    except TrainingInterrupted as stop:
+        log.warning("%s; run the same command again to resume", stop)
+        return INTERRUPTED
+    metrics = evaluate_dir(task, data, args.out, args.out / "metrics.json", args.device)
+    score = {key: metrics.get(key) for key in ("psnr", "iou_easy", "iou_hard")}
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
+    log.info("%s %s: %s (%s)", args.model, metrics["status"], shown, args.out / "metrics.json")
+    return 0
