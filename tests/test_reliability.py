@@ -518,3 +518,35 @@ def test_provenance_is_complete(in_process_reference):
     config = prov["config"]
     assert config["task"] == TASK and config["model"] == MODEL and config["seed"] == 0
     assert config["hparams"] == TrainSettings.from_dict(HPARAMS).to_dict()
+
+
+# ---- `implicit2 fit` run again with the same arguments --------------------------------------
+
+
+@pytest.mark.slow
+def test_fit_killed_then_run_again_resumes_bit_identically(tmp_path):
+    from skimage import data as skimage_data
+    from skimage.io import imsave
+
+    image = tmp_path / "crop.png"
+    imsave(image, skimage_data.camera()[200:216, 240:256], check_contrast=False)
+
+    def fit(out: Path) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "implicit2", "fit", str(image), "--model", MODEL]
+        command += ["--steps", "200", "--lr", "3e-3", "--input-scale", "32", "--device", "cpu"]
+        command += ["--checkpoint-every", "10", "--out", str(out), "--no-progress"]
+        with (tmp_path / f"{out.name}.log").open("ab") as log:
+            return subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=environment()
+            )
+
+    assert fit(tmp_path / "whole").wait(timeout=300) == 0
+    out = tmp_path / "killed"
+    process = fit(out)
+    wait_for_checkpoint(process, out, random.Random().randrange(10, 100))
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert not (out / "metrics.json").exists()
+    assert fit(out).wait(timeout=300) == 0
+    assert "resuming from" in (tmp_path / "killed.log").read_text(encoding="utf-8")
+    assert_same_run(tmp_path / "whole", out)
