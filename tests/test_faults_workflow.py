@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -161,3 +162,47 @@ def test_concurrent_invocation_is_locked_out_and_a_diverging_task_does_not_stop_
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
     assert not any(locks.iterdir()), "the lock must be released"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_then_snakemake_again_resumes(tmp_path):
+    config = sweep_config()
+    config["tasks"] = ["image_representation"]
+    config["models"]["families"] = ["deq"]
+    config["train"].update({"log_every": 50, "checkpoint_every": 50})
+    config["task_settings"]["image_representation"]["train"]["steps"] = 1000
+    configfile = write_config(tmp_path / "long.yaml", config)
+    run = tmp_path / "results/runs/image_representation/camera/deq-fourier-1L16D/seed0"
+    target = str(run.relative_to(tmp_path) / "model.pt")
+    log = tmp_path / "logs/train/image_representation/camera/deq-fourier-1L16D/seed0.log"
+    first = subprocess.Popen(
+        command(tmp_path, configfile, "--cores", "1", target),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=environment(),
+        cwd=tmp_path,
+        start_new_session=True,  # its own process group, as in a terminal
+    )
+    deadline = time.monotonic() + 180
+    while not list((run / "ckpt").glob("signals0-step*.pt")):
+        assert first.poll() is None, first.communicate()[0][-4000:]
+        assert time.monotonic() < deadline, "training never checkpointed"
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGINT)  # Ctrl-C reaches Snakemake and its jobs
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode != 0, output[-4000:]
+    text = log.read_text(encoding="utf-8")
+    assert "stopped by signal after step " in text, text[-2000:]
+    stopped = int(text.split("stopped by signal after step ")[1].split(";")[0])
+    assert 0 < stopped < 1000
+    assert (run / "ckpt" / f"signals0-step{stopped}.pt").is_file()
+    assert not (run / "model.pt").exists()
+
+    again = snakemake(tmp_path, configfile, "--cores", "1", target)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    assert f"(step {stopped})" in log.read_text(encoding="utf-8")
+    record = json.loads((run / "train.json").read_text(encoding="utf-8"))
+    assert record["status"] == "ok" and record["steps"] == 1000
+    assert record["provenance"]["resumed"] == [{"first_signal": 0, "step": stopped}]
+    assert not (run / "ckpt").exists()
