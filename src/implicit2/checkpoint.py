@@ -97,7 +97,7 @@ class Checkpointer:
                 signal.signal(signum, signal.SIG_DFL)
                 os.kill(os.getpid(), signum)
                 return
-            log.warning("received signal %d: checkpointing after this step and stopping", signum)
+            log.warning("received signal %d: checkpointing and stopping", signum)
             self.stop_requested = True
 
         for signum in (signal.SIGTERM, signal.SIGINT):
