@@ -57,6 +57,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/paper.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:

@@ -9,6 +9,7 @@ step time (median), bytes saved for backward, peak memory, matmul FLOPs per step
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import statistics
@@ -20,21 +21,21 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from implicit2 import io as atomic
 from implicit2.models import INR, build_model, count_parameters, parse_model_name
 from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
-from implicit2.settings import resolve_device
+from implicit2.settings import TrainSettings, apply_device_options, resolve_device
+from implicit2.tasks import get_task
+from implicit2.tasks.base import PreparedData, Task
+from implicit2.train import TrainResult, make_model, summary, train
 
 log = logging.getLogger(__name__)
 
 
-def load_image(name: str, size: int) -> np.ndarray:
-    """``camera`` (skimage) or an image path → (size, size, C) float32 in [0, 1].
-
-    Downsamples by block means when ``size`` divides the side, else resizes with anti-aliasing.
-    """
+def read_image(name: str) -> np.ndarray:
+    """``camera`` (skimage) or an image path → (H, W, C) float32 in [0, 1], full resolution."""
     import skimage.data
     import skimage.io
-    import skimage.transform
 
     if name == "camera":
         image = skimage.data.camera()
@@ -45,7 +46,17 @@ def load_image(name: str, size: int) -> np.ndarray:
         image = skimage.io.imread(path)
     image = np.asarray(image, dtype=np.float32)
     image = image / 255.0 if image.max() > 1.0 else image
-    image = image[..., None] if image.ndim == 2 else image[..., :3]
+    return image[..., None] if image.ndim == 2 else image[..., :3]
+
+
+def load_image(name: str, size: int) -> np.ndarray:
+    """``camera`` (skimage) or an image path → (size, size, C) float32 in [0, 1].
+
+    Downsamples by block means when ``size`` divides the side, else resizes with anti-aliasing.
+    """
+    import skimage.transform
+
+    image = read_image(name)
     side = min(image.shape[:2])
     image = image[:side, :side]
     if side % size == 0:
@@ -54,6 +65,117 @@ def load_image(name: str, size: int) -> np.ndarray:
     else:
         image = skimage.transform.resize(image, (size, size), anti_aliasing=True)
     return image.astype(np.float32)
+
+
+def image_crops(name: str, size: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` distinct ``size``×``size`` crops of the full-resolution image → (K, size, size, C).
+
+    Top-left corners are drawn without replacement from every position (``seed`` fixes them).
+    """
+    image = read_image(name)
+    rows, cols = image.shape[0] - size + 1, image.shape[1] - size + 1
+    if rows < 1 or cols < 1:
+        raise ValueError(
+            f"--size {size} is larger than the image ({image.shape[0]}×{image.shape[1]})"
+        )
+    if count < 1 or count > rows * cols:
+        raise ValueError(f"--signals must be between 1 and {rows * cols}, got {count}")
+    corners = np.random.default_rng(seed).choice(rows * cols, size=count, replace=False)
+    crops = [image[c // cols : c // cols + size, c % cols : c % cols + size] for c in corners]
+    return np.stack(crops).astype(np.float32)
+
+
+def crop_dataset(crops: np.ndarray, name: str = "crops") -> PreparedData:
+    """K images (K, size, size, C) in [0, 1] → an image_representation dataset of K signals."""
+    count, size = crops.shape[0], crops.shape[1]
+    coords = image_grid(size).numpy()
+    targets = (crops.reshape(count, size * size, -1) * 2.0 - 1.0).astype(np.float32)
+    names = [f"{name}{k}" for k in range(count)]
+    return PreparedData("image_representation", name, coords, targets, coords, targets, names)
+
+
+def per_signal_psnr(
+    task: Task,
+    data: PreparedData,
+    model_name: str,
+    seed: int,
+    settings: TrainSettings,
+    result: TrainResult,
+    device: torch.device,
+) -> list[float]:
+    """PSNR (dB) on the training coordinates of each signal's trained model, solved from z = 0."""
+    coords = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
+    values: list[float] = []
+    for chunk in result.chunks:
+        model = make_model(model_name, data, settings, seed, chunk.first, chunk.count, device)
+        model.load_state_dict(chunk.state)
+        model.eval()
+        target = torch.from_numpy(data.train_targets[chunk.first : chunk.first + chunk.count])
+        with torch.no_grad():
+            y = model(coords).y
+        mse = (y.cpu() - target).square().mean(dim=(1, 2)).double()
+        values += (10.0 * torch.log10(task.model_range**2 / mse.clamp_min(1e-30))).tolist()
+    return values
+
+
+def compare_batched(
+    name: str,
+    crops: np.ndarray,
+    steps: int,
+    lr: float,
+    input_scale: float,
+    device: torch.device,
+    sequential: bool,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Train one ``name`` model per crop with the pipeline's trainer, all at once (and one by one).
+
+    Both runs start from the same per-signal initialisations, so their per-signal PSNRs agree up
+    to float rounding; ``psnr_max_abs_diff`` measures that.
+    """
+    task = get_task("image_representation")
+    data = crop_dataset(crops)
+    base = TrainSettings(
+        steps=steps,
+        lr=lr,
+        input_scale=input_scale,
+        spectral_norm=parse_model_name(name).family in ("deq", "mfn"),
+        log_every=steps,
+        checkpoint_every=steps,
+        device=str(device),
+    )
+    warm = dataclasses.replace(base, steps=4, log_every=4)  # thread pools, lazy init: untimed
+    train(task, crop_dataset(crops[:1]), name, seed, warm, device)
+    figures: dict[str, Any] = {"signals": int(crops.shape[0]), "size": int(crops.shape[1])}
+    runs = [("batched", 0)] + ([("sequential", 1)] if sequential else [])
+    psnrs = {}
+    for label, signal_batch in runs:
+        settings = dataclasses.replace(base, signal_batch=signal_batch)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        start = time.perf_counter()
+        result = train(task, data, name, seed, settings, device)
+        _sync(device)
+        seconds = time.perf_counter() - start
+        record = summary(result, device)
+        psnrs[label] = per_signal_psnr(task, data, name, seed, settings, result, device)
+        figures |= {
+            f"{label}_seconds": seconds,
+            f"{label}_step_seconds_median": record["step_seconds_median"],
+            f"{label}_peak_memory_bytes": record["peak_memory_bytes"],
+            f"{label}_saved_bytes_per_step": record["saved_bytes_per_step"],
+            f"psnr_{label}": psnrs[label],
+        }
+    figures["psnr_batched_mean"] = statistics.fmean(psnrs["batched"])
+    if sequential:
+        figures["speedup"] = figures["sequential_seconds"] / figures["batched_seconds"]
+        figures["psnr_max_abs_diff"] = max(
+            abs(a - b) for a, b in zip(psnrs["batched"], psnrs["sequential"], strict=True)
+        )
+    figures["params_per_signal"] = count_parameters(name, data.in_dim, data.out_dim)
+    figures["tf32"] = record["tf32"]
+    return figures
 
 
 def image_grid(size: int) -> torch.Tensor:
@@ -161,42 +283,151 @@ def run_benchmark(
     input_scale: float,
     threads: int | None,
     device_name: str = "auto",
+    *,
+    signals: int | None = None,
+    compare_sequential: bool = False,
+    crop_seed: int = 0,
+    tf32: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark every model on one image; returns the bench.json payload."""
+    """Benchmark every model; returns the bench.json payload.
+
+    Without ``signals``: each model trains on the image resized to ``size``² (step time, memory,
+    FLOPs, PSNR). With ``signals`` = K: each model trains one copy per crop on K distinct
+    ``size``² crops of the full-resolution image, all at once with the pipeline's trainer and,
+    with ``compare_sequential``, one by one (``batched_seconds``, ``sequential_seconds``,
+    ``psnr_max_abs_diff``).
+    """
     for name in models:
         parse_model_name(name)
     if steps < 4:
         raise ValueError(f"--steps must be at least 4 (3 warm-up/measurement steps), got {steps}")
+    if compare_sequential and not signals:
+        raise ValueError("--compare-sequential needs --signals K (the number of crops)")
     if threads:
         torch.set_num_threads(threads)
     device = resolve_device(device_name)
-    pixels = load_image(image_name, size)
-    image = torch.from_numpy(pixels.reshape(-1, pixels.shape[-1])).to(device)
-    coords = image_grid(size).to(device)
+    options = apply_device_options(TrainSettings(tf32=tf32), device)
     width = max(parse_model_name(name).width for name in models)
     machine = {
-        "matmul_gflops": matmul_gflops(size * size, width, device),
-        "matmul_shape": [size * size, width, width],
+        "matmul_gflops": matmul_gflops(size * size * (signals or 1), width, device),
+        "matmul_shape": [size * size * (signals or 1), width, width],
         "device": str(device),
         "device_name": _device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "tf32": options["tf32"],
+    }
+    settings: dict[str, Any] = {
+        "image": image_name,
+        "size": size,
+        "steps": steps,
+        "lr": lr,
+        "input_scale": input_scale,
     }
     results = {}
-    for name in models:
-        log.info("benchmarking %s", name)
-        results[name] = bench_model(name, coords, image, steps, lr, input_scale, device)
-    return {
-        "machine": machine,
-        "settings": {
-            "image": image_name,
-            "size": size,
-            "steps": steps,
-            "lr": lr,
-            "input_scale": input_scale,
-        },
-        "models": results,
-    }
+    if signals:
+        crops = image_crops(image_name, size, signals, seed=crop_seed)
+        settings |= {"signals": signals, "crop_seed": crop_seed}
+        settings["compare_sequential"] = compare_sequential
+        for name in models:
+            log.info("benchmarking %s on %d crops", name, signals)
+            results[name] = compare_batched(
+                name, crops, steps, lr, input_scale, device, compare_sequential
+            )
+    else:
+        pixels = load_image(image_name, size)
+        image = torch.from_numpy(pixels.reshape(-1, pixels.shape[-1])).to(device)
+        coords = image_grid(size).to(device)
+        for name in models:
+            log.info("benchmarking %s", name)
+            results[name] = bench_model(name, coords, image, steps, lr, input_scale, device)
+    return {"machine": machine, "settings": settings, "models": results}
+
+
+def grid_models(filters: list[str], sizes: list[str]) -> list[str]:
+    """The DEQ and explicit MFN of every filter × size (deq-fourier-1L64D, mfn-fourier-1L64D …)."""
+    names = [f"{family}-{f}-{size}" for size in sizes for f in filters for family in ("deq", "mfn")]
+    for name in names:
+        parse_model_name(name)
+    return names
+
+
+def write_grid(payload: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One ``{model}.json`` per model (machine and settings included) and the efficiency figure."""
+    written = []
+    for name, figures in payload["models"].items():
+        path = out_dir / f"{name}.json"
+        one = {"machine": payload["machine"], "settings": payload["settings"]}
+        atomic.write_json(path, one | {"model": name, "figures": figures})
+        written.append(path)
+    written += plot_efficiency(payload, out_dir / "efficiency")
+    return written
+
+
+def plot_efficiency(payload: dict[str, Any], stem: Path) -> list[Path]:
+    """Time per step and memory per step against parameter count, DEQ (solid) vs explicit (dashed).
+
+    Writes ``stem``.pdf and ``stem``.png: the pipeline's version of the paper's efficiency figure.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    series: dict[tuple[str, str], list[tuple[int, float, float, str]]] = {}
+    for name, figures in payload["models"].items():
+        spec = parse_model_name(name)
+        key = (spec.family, spec.filter or spec.family)
+        point = (
+            figures["params"],
+            1e3 * figures["step_seconds_median"],
+            figures["peak_memory_bytes"] / 2**20,
+            name.split("-")[-1],
+        )
+        series.setdefault(key, []).append(point)
+    figure = Figure(figsize=(9.0, 3.6), dpi=150, layout="constrained")
+    FigureCanvasAgg(figure)
+    time_axis, memory_axis = figure.subplots(1, 2)
+    colors = {"fourier": "tab:blue", "gabor": "tab:orange", "siren": "tab:green"}
+    for (family, filter_name), points in sorted(series.items()):
+        points.sort()
+        params = [p[0] for p in points]
+        style = {
+            "color": colors.get(filter_name, "tab:gray"),
+            "linestyle": "-" if family == "deq" else "--",
+            "marker": "o" if family == "deq" else "s",
+            "label": f"{'DEQ' if family == 'deq' else 'explicit'} {filter_name}",
+        }
+        time_axis.plot(params, [p[1] for p in points], **style)
+        memory_axis.plot(params, [p[2] for p in points], **style)
+        for axis, column in ((time_axis, 1), (memory_axis, 2)):
+            for point in points:
+                axis.annotate(point[3], (point[0], point[column]), fontsize=6, alpha=0.7)
+    machine, settings = payload["machine"], payload["settings"]
+    memory_label = (
+        "peak memory (MiB)"
+        if machine["device"].startswith("cuda")
+        else ("saved for backward (MiB)")
+    )
+    for axis, label in ((time_axis, "time per step (ms)"), (memory_axis, memory_label)):
+        axis.set_xscale("log")
+        axis.set_xlabel("parameters")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+    time_axis.legend(fontsize=7)
+    figure.suptitle(
+        f"{settings['image']} {settings['size']}², {settings['steps']} steps, "
+        f"{machine['device_name']} ({machine['threads']} threads)",
+        fontsize=9,
+    )
+    written = []
+    for suffix in ("pdf", "png"):
+        path = stem.with_suffix(f".{suffix}")
+        with atomic.atomic_path(path) as temp:
+            figure.savefig(temp, format=suffix)
+        written.append(path)
+    return written
 
 
 def _device_name(device: torch.device) -> str:

@@ -85,6 +85,8 @@ HPARAM_KEYS: tuple[str, ...] = (
     "log_every",
     "checkpoint_every",
     "signal_batch",
+    "tf32",
+    "compile",
     "device",
 )
 _INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})

@@ -31,6 +31,8 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 500
     signal_batch: int = 0
+    tf32: bool = True
+    compile: bool = False
     device: str = "auto"
 
     @classmethod
@@ -80,6 +82,20 @@ class TrainSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def apply_device_options(settings: TrainSettings, device: torch.device) -> dict[str, Any]:
+    """Set the process-wide matmul precision for ``device``; return the options in effect.
+
+    TF32 tensor-core matmuls (and convolutions) are on by default on CUDA (``tf32: false`` opts
+    out); they do not exist on CPU, which always computes in full float32.
+    """
+    tf32 = settings.tf32 and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    return {"tf32": tf32, "compile": settings.compile}
 
 
 def resolve_device(name: str) -> torch.device:

@@ -19,11 +19,12 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,10 +32,13 @@ from implicit2 import io as atomic
 from implicit2.checkpoint import Checkpointer, RunIdentity, data_fingerprint
 from implicit2.models import INR, build_model, parse_model_name
 from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
-from implicit2.settings import TrainSettings
+from implicit2.settings import TrainSettings, apply_device_options
 from implicit2.tasks.base import PreparedData, Task
 
 log = logging.getLogger(__name__)
+
+#: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
+Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
 
 MODEL_FORMAT = "implicit2-model-v1"
 CURVE_COLUMNS = ("step", "loss", "psnr", "seconds")
@@ -62,6 +66,7 @@ class TrainResult:
 
     chunks: list[ChunkResult] = field(default_factory=list)
     seconds: float = 0.0
+    device_options: dict[str, bool] = field(default_factory=dict)
 
     @property
     def diverged_step(self) -> int | None:
@@ -109,7 +114,8 @@ def train(
 ) -> TrainResult:
     """Train one model per signal of ``data`` (in batches of ``settings.signal_batch``)."""
     parse_model_name(model_name)
-    result = TrainResult()
+    check_finite_inputs(data)
+    result = TrainResult(device_options=apply_device_options(settings, device))
     started = time.perf_counter()
     for first, count in signal_chunks(data.num_signals, settings.signal_batch):
         chunk = _train_chunk(
@@ -135,7 +141,8 @@ def _train_chunk(
     progress: bool,
 ) -> ChunkResult:
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + first)
+    # Not keyed by ``first``: every signal sees the same minibatches however it is batched.
+    generator = torch.Generator().manual_seed(seed * 1_000_003)
     model = make_model(model_name, data, settings, seed, first, count, device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -162,6 +169,8 @@ def _train_chunk(
             state |= restored
     first_bad = state.get("first_bad", torch.full((), -1, dtype=torch.long)).to(device)
     meter = SavedTensorMeter()
+    eager = training_forward(model, task, compile_step=False)
+    forward = training_forward(model, task, compile_step=settings.compile)
     loss_sum = state["loss_sum"].to(device)
     clock = time.perf_counter()
     interval_start, interval_step = clock, state["step"]
@@ -173,15 +182,12 @@ def _train_chunk(
             x, y = full_x, full_y
         else:
             coords, targets = task.sample_batch(data, settings.batch_size or 65536, generator)
-            x = coords.to(device, non_blocking=True).unsqueeze(0)
-            y = targets[first : first + count].to(device, non_blocking=True)
+            x = _to_device(coords, device).unsqueeze(0)
+            y = _to_device(targets[first : first + count], device)
         measure = step == state["step"] + 1 and state["saved_bytes"] == 0
         with meter.track() if measure else contextlib.nullcontext():
-            if amortize and state["cache"] is not None:
-                out = model(x, z0=state["cache"], solve=False)
-            else:
-                out = model(x)
-            per_signal = task.loss(out.y, y)
+            z0 = state["cache"] if amortize else None
+            per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0)
             loss = per_signal.sum()
         if measure:
             state["saved_bytes"] = meter.bytes
@@ -192,7 +198,7 @@ def _train_chunk(
         optimizer.step()
         scheduler.step()
         if amortize:
-            state["cache"] = out.z
+            state["cache"] = z_next
         first_bad = torch.where(
             (first_bad < 0) & ~torch.isfinite(loss.detach()),
             torch.full_like(first_bad, step),
@@ -203,7 +209,7 @@ def _train_chunk(
         if step == 0:
             _sync(device)
             state["first_step_seconds"] = time.perf_counter() - clock
-            state["solver_steps_first"] = out.solver_steps
+            state["solver_steps_first"] = solver_steps
             interval_start, interval_step = time.perf_counter(), 1
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
@@ -231,6 +237,51 @@ def _train_chunk(
             checkpointer.save(identity, model, optimizer, scheduler, generator, state)
     bar.close()
     return _chunk_result(first, count, model, state, diverged_step=None)
+
+
+def training_forward(model: INR, task: Task, compile_step: bool) -> Forward:
+    """The forward pass of a training step: (x, y, z0) → (per-signal loss, new state, solver steps).
+
+    Calls ``model.run``: ``check_finite_inputs`` has checked the coordinates once, where the
+    per-call check of ``model(x)`` would sync with the host every step. With ``compile_step``,
+    the steps that skip the solver (amortized DEQ steps, explicit models) run through
+    ``torch.compile``; solves (data-dependent loops) stay eager.
+    """
+
+    def eager(x: Tensor, y: Tensor, z0: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
+        out = model.run(x, z0=z0, solve=z0 is None)
+        return task.loss(out.y, y), out.z, out.solver_steps
+
+    if not compile_step:
+        return eager
+
+    def no_solve(x: Tensor, y: Tensor, z0: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        out = model.run(x, z0=z0, solve=False)
+        return task.loss(out.y, y), out.z
+
+    compiled = torch.compile(no_solve, dynamic=False)
+
+    def forward(x: Tensor, y: Tensor, z0: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
+        if z0 is None and model.state_dim > 0:
+            return eager(x, y, z0)
+        loss, z = compiled(x, y, z0)
+        return loss, z, 0
+
+    return forward
+
+
+def check_finite_inputs(data: PreparedData) -> None:
+    """Reject non-finite training coordinates or targets once, before any step."""
+    for name, array in (("coordinates", data.train_coords), ("targets", data.train_targets)):
+        if not np.isfinite(array).all():
+            raise ValueError(f"training {name} contain NaN or infinite values; check the data")
+
+
+def _to_device(tensor: Tensor, device: torch.device) -> Tensor:
+    """Copy a host batch to ``device`` without a host sync (pageable copies to CUDA sync)."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def clip_per_signal(model: INR, max_norm: float, count: int) -> None:
@@ -324,6 +375,8 @@ def summary(result: TrainResult, device: torch.device) -> dict[str, Any]:
         "peak_memory_bytes": peak_memory_bytes(device, saved),
         "solver_steps_first": max((c.solver_steps_first for c in result.chunks), default=0),
         "signal_chunks": [(c.first, c.count) for c in result.chunks],
+        "signal_batch_size": max((c.count for c in result.chunks), default=0),
+        **result.device_options,
     }
 
 

@@ -142,3 +142,46 @@ def stage_runtime(stage):
         return values["runtime"] * attempt
 
     return runtime
+
+
+# ---- bench (workflow/rules/bench.smk) --------------------------------------------------------
+
+BENCH_TASK = "image_representation"
+BENCH_STEPS = 50
+
+
+def bench_context():
+    """(dataset, models) of the benchmarked task: its first dataset and its deq/mfn models."""
+    datasets = i2config.task_datasets(CONFIG, BENCH_TASK) or ["camera"]
+    models = [
+        name
+        for name in i2config.task_models(CONFIG, BENCH_TASK, datasets[0])
+        if i2config.parse_model_name(name).family in ("deq", "mfn")
+    ]
+    return datasets[0], models
+
+
+BENCH_DATASET, BENCH_MODELS = bench_context()
+
+
+def bench_settings(wildcards):
+    """Image side, learning rate and input scale of the benchmark, from the task's settings."""
+    prepare = i2config.dataset_spec(CONFIG, BENCH_DATASET).get("prepare", {})
+    hparams = i2config.resolve_hparams(
+        CONFIG, BENCH_TASK, BENCH_DATASET, BENCH_MODELS[0]
+    )
+    return (
+        f"--size {int(prepare.get('size', 256))} --lr {hparams['lr']}"
+        f" --input-scale {hparams['input_scale']} --device {hparams['device']}"
+    )
+
+
+def bench_resource(key):
+    """One resource (threads, mem_mb, gpu) of the benchmarked task's training jobs."""
+
+    def resource(wildcards):
+        return i2config.resolve_resources(CONFIG, BENCH_TASK, BENCH_DATASET, "train")[
+            key
+        ]
+
+    return resource

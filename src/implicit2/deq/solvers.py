@@ -6,10 +6,13 @@ looks for z = f(z). It stops once the relative residual ‖f(z) − z‖ / (‖f
 holds S independent signals: the residual is then taken per signal (norm over N and D) and the
 solver stops when the largest one is below ``tol``; a state of any other shape is one signal.
 
-The solvers call ``f`` under the caller's grad mode (models call them inside ``torch.no_grad()``),
-work on any floating dtype and device, and synchronise with the host once per iteration to read the
-residual. A non-finite residual (divergence) ends the solve early with ``converged=False``
-(``fixed_point`` then returns the non-finite image, Anderson and Broyden their best iterate).
+The solvers call ``f`` under the caller's grad mode (models call them inside ``torch.no_grad()``)
+and work on any floating dtype and device. The stopping rule is evaluated on the device every
+iteration, but the host reads it only every ``check_every`` iterations (one sync per read; by
+default every iteration on CPU, where a read costs nothing, and every ``CUDA_CHECK_EVERY`` on
+accelerators); iterations run past the stop change nothing the solver returns. A non-finite
+residual (divergence) ends the solve early with ``converged=False`` (``fixed_point`` then returns
+the non-finite image, Anderson and Broyden their best iterate).
 Backpropagating through a solve is not supported: use :mod:`implicit2.deq.gradients`.
 """
 
@@ -28,6 +31,9 @@ log = logging.getLogger(__name__)
 
 EPS = 1e-9
 """Added to ‖f(z)‖ in the relative residual."""
+
+CUDA_CHECK_EVERY = 4
+"""Solver iterations between host reads of the stopping rule on accelerators."""
 
 _GRAM_FLOOR = 1e-150
 """Lower bound of Anderson's regularisation scale (keeps an all-zero Gram matrix solvable)."""
@@ -64,63 +70,100 @@ class Solver(Protocol):
     """The signature shared by every solver."""
 
     def __call__(
-        self, f: Map, z0: Tensor, *, tol: float = 1e-3, max_iter: int = 100
+        self,
+        f: Map,
+        z0: Tensor,
+        *,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        check_every: int | None = None,
     ) -> tuple[Tensor, SolverStats]: ...
 
 
 class _Monitor:
-    """Residual bookkeeping shared by the solvers.
+    """Residual bookkeeping shared by the solvers, kept on the device.
 
-    Works on flat states of shape (S, P). With ``keep_best`` it keeps, per signal, the iterate with
-    the lowest relative residual seen so far (Anderson and Broyden need not decrease monotonically).
+    Works on flat states of shape (S, P). Every iteration's residuals, the stopping decision and,
+    with ``keep_best``, each signal's best iterate (the one with the lowest relative residual;
+    Anderson and Broyden need not decrease monotonically) are tensor operations without a host
+    sync. Once the stopping rule holds the monitor is *done*: later iterations change nothing it
+    returns, so a solver may run a few iterations past the stop before it looks. The host reads
+    the state only in :meth:`check`, one sync every ``check_every`` iterations.
     """
 
-    def __init__(self, z0: Tensor, tol: float, max_iter: int, keep_best: bool) -> None:
+    def __init__(
+        self, z0: Tensor, tol: float, max_iter: int, keep_best: bool, check_every: int | None
+    ) -> None:
+        if check_every is not None and check_every < 1:
+            raise ValueError(f"check_every must be ≥ 1, got {check_every}")
         self.tol, self.max_iter = tol, max_iter
+        self.check_every = check_every or default_check_every(z0.device)
         self.abs_trace: list[float] = []
         self.rel_trace: list[float] = []
-        self.current = [math.inf] * z0.shape[0]
-        self.best_rel = [math.inf] * z0.shape[0]
+        self._pending: list[Tensor] = []  # per unread iteration: (worst abs, worst rel)
+        device = z0.device
+        self.done = torch.zeros((), dtype=torch.bool, device=device)
+        self.steps = torch.zeros((), dtype=torch.long, device=device)
+        self.current = torch.full((), math.inf, dtype=z0.dtype, device=device)
+        self.best_rel = torch.full((z0.shape[0],), math.inf, dtype=z0.dtype, device=device)
         self.best = z0.clone() if keep_best else None
-        self.finite = True
+        self.iterations = 0
+        self._residual, self._finite = math.inf, True
 
-    def record(self, z: Tensor, fz: Tensor, diff: Tensor) -> None:
-        """Record iterate ``z``, its image ``fz`` and ``diff`` = fz − z (one host sync)."""
+    def record(self, z: Tensor, fz: Tensor, diff: Tensor) -> Tensor:
+        """Record iterate ``z``, its image ``fz`` and ``diff`` = fz − z (no host sync).
+
+        Returns the 0-d boolean "still running" flag of this iteration (before it is counted).
+        """
+        active = ~self.done
         abs_res = torch.linalg.vector_norm(diff, dim=1)
         rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + EPS)
-        values = torch.cat([abs_res, rel_res]).tolist()
-        abs_vals, self.current = values[: len(values) // 2], values[len(values) // 2 :]
-        self.abs_trace.append(_worst(abs_vals))
-        self.rel_trace.append(_worst(self.current))
-        self.finite = all(math.isfinite(v) for v in self.current)
+        worst_rel = rel_res.amax()  # NaN if any signal's residual is NaN
+        self._pending.append(torch.stack([abs_res.amax(), worst_rel]))
+        self.current = torch.where(active, worst_rel, self.current)
         if self.best is not None:
-            self._keep_best(z)
+            improved = (rel_res < self.best_rel) & active
+            self.best_rel = torch.where(improved, rel_res, self.best_rel)
+            self.best.copy_(torch.where(improved.unsqueeze(1), z, self.best))
+            residual = self.best_rel.amax()
+        else:
+            residual = self.current
+        stop = (residual < self.tol) | ~torch.isfinite(rel_res).all()
+        self.steps += active.long()
+        self.done = self.done | stop
+        self.iterations += 1
+        return active
 
-    def _keep_best(self, z: Tensor) -> None:
-        improved = [s for s, r in enumerate(self.current) if r < self.best_rel[s]]
-        for s in improved:
-            self.best_rel[s] = self.current[s]
-        if len(improved) == len(self.current):
-            self.best.copy_(z)
-        elif improved:
-            index = torch.tensor(improved, device=z.device)
-            self.best.index_copy_(0, index, z.index_select(0, index))
+    def check(self) -> bool:
+        """Whether to end the solve now; reads the device state every ``check_every`` iterations."""
+        capped = self.iterations >= self.max_iter
+        if not capped and self.iterations % self.check_every:
+            return False
+        best = self.best_rel.amax() if self.best is not None else self.current
+        flags = [self.done, self.steps, best]
+        values = torch.cat(
+            [torch.stack([v.double() for v in flags]), torch.stack(self._pending).double().view(-1)]
+        ).tolist()  # the one host sync
+        self._pending.clear()
+        done, steps, self._residual = bool(values[0]), int(values[1]), values[2]
+        traces = values[3:]
+        kept = steps - len(self.rel_trace)
+        self.abs_trace.extend(traces[0 : 2 * kept : 2])
+        self.rel_trace.extend(traces[1 : 2 * kept : 2])
+        self._finite = all(math.isfinite(v) for v in self.rel_trace[-1:])
+        return done or capped
 
     @property
     def residual(self) -> float:
-        """Relative residual of the state the solver returns."""
-        return _worst(self.best_rel if self.best is not None else self.current)
+        """Relative residual of the state the solver returns (as of the last check)."""
+        return self._residual
 
     @property
     def converged(self) -> bool:
         return self.residual < self.tol
 
-    def stop(self) -> bool:
-        """Whether to end the solve after the iteration just recorded."""
-        return self.converged or not self.finite or len(self.rel_trace) >= self.max_iter
-
     def stats(self) -> SolverStats:
-        if not self.finite:
+        if not self._finite:
             log.debug("solver stopped on a non-finite residual after %d steps", len(self.rel_trace))
         return SolverStats(
             steps=len(self.rel_trace),
@@ -133,9 +176,10 @@ class _Monitor:
         )
 
 
-def _worst(values: list[float]) -> float:
-    """Largest value, NaN if any value is NaN."""
-    return math.nan if any(math.isnan(v) for v in values) else max(values)
+def default_check_every(device: torch.device) -> int:
+    """Iterations between two host reads of the stopping rule: 1 on CPU (a read is free there),
+    ``CUDA_CHECK_EVERY`` on accelerators (a read stalls the kernel queue)."""
+    return 1 if device.type == "cpu" else CUDA_CHECK_EVERY
 
 
 def _flatten(f: Map, z0: Tensor, max_iter: int) -> tuple[Map, Tensor]:
@@ -144,7 +188,7 @@ def _flatten(f: Map, z0: Tensor, max_iter: int) -> tuple[Map, Tensor]:
         raise ValueError(f"max_iter must be ≥ 1, got {max_iter}")
     if not z0.is_floating_point():
         raise ValueError(f"z0 must be a floating-point tensor, got {z0.dtype}")
-    if not torch.isfinite(z0).all():
+    if not torch.isfinite(z0).all():  # one host sync per solve, before f sees the state
         raise ValueError("z0 contains NaN or Inf values: cannot start the fixed-point solve")
     shape = z0.shape
     signals = shape[0] if z0.dim() == 3 else 1
@@ -159,7 +203,7 @@ def _flatten(f: Map, z0: Tensor, max_iter: int) -> tuple[Map, Tensor]:
 
 
 def fixed_point(
-    f: Map, z0: Tensor, *, tol: float = 1e-3, max_iter: int = 100
+    f: Map, z0: Tensor, *, tol: float = 1e-3, max_iter: int = 100, check_every: int | None = None
 ) -> tuple[Tensor, SolverStats]:
     """Plain fixed-point iteration z ← f(z).
 
@@ -168,19 +212,23 @@ def fixed_point(
         z0: initial state, (N, D) or (S, N, D).
         tol: relative-residual tolerance.
         max_iter: iteration cap.
+        check_every: iterations between host reads of the stopping rule (None: per device).
 
     Returns:
-        The last f(z) (shape of ``z0``) and the solve's statistics.
+        The last f(z) before the stop (shape of ``z0``) and the solve's statistics.
     """
     flat_f, z = _flatten(f, z0, max_iter)
-    monitor = _Monitor(z, tol, max_iter, keep_best=False)
+    monitor = _Monitor(z, tol, max_iter, keep_best=False, check_every=check_every)
     diff = torch.empty_like(z)
+    result = z
     while True:
         fz = flat_f(z)
-        monitor.record(z, fz, torch.sub(fz, z, out=diff))
+        active = monitor.record(z, fz, torch.sub(fz, z, out=diff))
+        # Between two reads the iteration may run past the stop: keep the image at the stop.
+        result = fz if monitor.check_every == 1 else torch.where(active, fz, result)
         z = fz
-        if monitor.stop():
-            return z.view(z0.shape), monitor.stats()
+        if monitor.check():
+            return result.view(z0.shape), monitor.stats()
 
 
 def anderson(
@@ -192,6 +240,7 @@ def anderson(
     m: int = 5,
     lam: float = 1e-4,
     beta: float = 1.0,
+    check_every: int | None = None,
 ) -> tuple[Tensor, SolverStats]:
     """Anderson acceleration (type II) with memory ``m``.
 
@@ -208,6 +257,7 @@ def anderson(
         lam: Tikhonov regularisation of the mixing least squares, relative to the mean squared
             residual norm in memory (so it does not depend on N·D).
         beta: mixing (damping) parameter; 1 uses the images only.
+        check_every: iterations between host reads of the stopping rule (None: per device).
 
     Returns:
         The iterate with the lowest residual, per signal, and the solve's statistics.
@@ -220,13 +270,13 @@ def anderson(
     residuals = z.new_empty(signals, m, size)
     gram = torch.zeros(signals, m, m, dtype=torch.float64, device=z.device)
     mixed = torch.empty_like(z).unsqueeze(1)  # the next iterate, written in place
-    monitor = _Monitor(z, tol, max_iter, keep_best=True)
+    monitor = _Monitor(z, tol, max_iter, keep_best=True, check_every=check_every)
     for k in range(max_iter):
         slot, n = k % m, min(k + 1, m)
         fz = flat_f(z)
         residual = torch.sub(fz, z, out=residuals[:, slot])
         monitor.record(z, fz, residual)
-        if monitor.stop():
+        if monitor.check():
             break
         images[:, slot].copy_(fz)
         products = _inner(residual, residuals[:, :n]).squeeze(1).double()
@@ -251,7 +301,13 @@ def _mixing_weights(gram: Tensor, lam: float) -> Tensor:
 
 
 def broyden(
-    f: Map, z0: Tensor, *, tol: float = 1e-3, max_iter: int = 100, memory: int = 10
+    f: Map,
+    z0: Tensor,
+    *,
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    memory: int = 10,
+    check_every: int | None = None,
 ) -> tuple[Tensor, SolverStats]:
     """Limited-memory "good" Broyden on g(z) = f(z) − z, full steps (no line search).
 
@@ -265,6 +321,7 @@ def broyden(
         tol: relative-residual tolerance.
         max_iter: iteration cap.
         memory: number of rank-one updates kept.
+        check_every: iterations between host reads of the stopping rule (None: per device).
 
     Returns:
         The iterate with the lowest residual, per signal, and the solve's statistics.
@@ -275,7 +332,7 @@ def broyden(
     signals, size = z.shape
     us = z.new_empty(signals, memory, size)
     vs = z.new_empty(signals, memory, size)
-    monitor = _Monitor(z, tol, max_iter, keep_best=True)
+    monitor = _Monitor(z, tol, max_iter, keep_best=True, check_every=check_every)
     z = z.clone()  # updated in place
     g, g_prev, dz, scratch = (torch.empty_like(z) for _ in range(4))
     stored = 0
@@ -283,7 +340,7 @@ def broyden(
         fz = flat_f(z)
         torch.sub(fz, z, out=g)
         monitor.record(z, fz, g)
-        if monitor.stop():
+        if monitor.check():
             break
         if k > 0:
             stored %= memory  # memory full: restart from B = −I

@@ -1,0 +1,91 @@
+"""`implicit2 bench`: the single-image interface, --signals with --compare-sequential, --grid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from implicit2.bench import grid_models
+from implicit2.cli import main
+
+COMMON = ["--image", "camera", "--size", "16", "--steps", "6", "--lr", "1e-3"]
+COMMON += ["--input-scale", "16", "--threads", "1", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_single_image_interface_is_unchanged(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    models = ["deq-fourier-1L16D", "mfn-fourier-1L16D", "mfn-fourier-2L16D"]
+    assert main(["bench", "--models", *models, *COMMON, "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert {"matmul_gflops", "device", "threads"} <= set(payload["machine"])
+    assert payload["machine"]["device"] == "cpu" and payload["machine"]["threads"] == 1
+    assert list(payload["models"]) == models
+    keys = {"step_seconds_median", "saved_bytes_per_step", "peak_memory_bytes", "step_gflop"}
+    keys |= {"gflops", "psnr", "params", "solver_steps_first"}
+    for name, figures in payload["models"].items():
+        assert keys <= set(figures), name
+        assert figures["step_seconds_median"] > 0 and figures["step_gflop"] > 0
+        assert figures["peak_memory_bytes"] == figures["saved_bytes_per_step"] > 0
+    assert payload["models"]["deq-fourier-1L16D"]["solver_steps_first"] > 1
+    assert payload["models"]["mfn-fourier-1L16D"]["solver_steps_first"] == 0
+    # two layers cost more than one
+    assert (
+        payload["models"]["mfn-fourier-2L16D"]["params"]
+        > payload["models"]["mfn-fourier-1L16D"]["params"]
+    )
+
+
+def test_signals_compare_sequential(tmp_path: Path):
+    out = tmp_path / "signals.json"
+    argv = ["bench", "--models", "deq-fourier-1L16D", *COMMON, "--signals", "3"]
+    assert main([*argv, "--compare-sequential", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["settings"]["signals"] == 3 and payload["settings"]["compare_sequential"]
+    figures = payload["models"]["deq-fourier-1L16D"]
+    assert figures["batched_seconds"] > 0 and figures["sequential_seconds"] > 0
+    assert figures["speedup"] == pytest.approx(
+        figures["sequential_seconds"] / figures["batched_seconds"]
+    )
+    assert len(figures["psnr_batched"]) == len(figures["psnr_sequential"]) == 3
+    assert len(set(figures["psnr_batched"])) == 3  # distinct crops
+    assert 0.0 <= figures["psnr_max_abs_diff"] < 1e-3
+    # three signals at once save three signals' tensors
+    assert figures["batched_saved_bytes_per_step"] > 2 * figures["sequential_saved_bytes_per_step"]
+
+
+def test_signals_without_comparison_and_argument_errors(tmp_path: Path):
+    out = tmp_path / "b.json"
+    argv = ["bench", "--models", "mfn-fourier-1L16D", *COMMON, "--signals", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    figures = json.loads(out.read_text())["models"]["mfn-fourier-1L16D"]
+    assert "sequential_seconds" not in figures and figures["batched_seconds"] > 0
+    assert main(["bench", "--models", "deq-fourier-1L16D", *COMMON, "--compare-sequential",
+                 "--out", str(out)]) == 2  # fmt: skip
+    assert main(["bench", "--models", "deq-fourier-1L16D", *COMMON]) == 2  # no --out
+    assert main(["bench", "--grid", *COMMON]) == 2  # no --out-dir
+
+
+def test_grid_writes_one_json_per_model_and_the_figure(tmp_path: Path):
+    out_dir = tmp_path / "bench"
+    argv = ["bench", "--grid", "--filters", "fourier", "siren", "--sizes", "1L8D", "1L16D"]
+    assert main([*argv, *COMMON, "--out-dir", str(out_dir)]) == 0
+    models = grid_models(["fourier", "siren"], ["1L8D", "1L16D"])
+    assert len(models) == 8 and "deq-siren-1L8D" in models and "mfn-fourier-1L16D" in models
+    for name in models:
+        payload = json.loads((out_dir / f"{name}.json").read_text())
+        assert payload["model"] == name and payload["machine"]["device"] == "cpu"
+        assert payload["figures"]["step_seconds_median"] > 0
+    assert (out_dir / "efficiency.pdf").stat().st_size > 1000
+    with Image.open(out_dir / "efficiency.png") as image:
+        assert image.width > 500 and image.height > 200
