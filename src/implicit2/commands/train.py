@@ -1,4 +1,8 @@
-"""Train one model on one prepared dataset into a run directory (resumes from its ckpt/)."""
+"""Train one model on one prepared dataset into a run directory (resumes from its ckpt/).
+
+On a box with several visible GPUs and device ``auto``/``cuda``, the job first leases a GPU of its
+own (:mod:`implicit2.lease`) so that concurrent jobs do not all land on ``cuda:0``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import json
 import logging
 from pathlib import Path
 
+from implicit2 import lease as gpu_lease
 from implicit2.checkpoint import TrainingInterrupted
 from implicit2.runs import load_data, train_to_dir
 from implicit2.settings import TrainSettings
@@ -40,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(__name__).warning(
             "%s holds dataset %r, not %r", args.data, data.dataset, args.dataset
         )
+    # Before any CUDA work: the lease may narrow CUDA_VISIBLE_DEVICES to one device. The kernel
+    # frees the lease if this process dies; `finally` frees it on every normal exit.
+    lease = gpu_lease.lease_for_job(settings.device)
     try:
         train_to_dir(
             args.task,
@@ -54,4 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingInterrupted as stop:
         logging.getLogger(__name__).warning("%s", stop)
         return INTERRUPTED
+    finally:
+        if lease is not None:
+            lease.release()
     return 0

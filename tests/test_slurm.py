@@ -1,0 +1,464 @@
+"""The SLURM profile on a real single-node SLURM cluster started on localhost by the tests.
+
+Needs root and Debian's `munge slurmctld slurmd slurm-client` (installed with apt-get when
+absent; the tests are skipped with the reason where that is impossible). The cluster's state,
+spool, sockets and logs live in a temporary folder, and everything the fixture started is stopped
+at the end, also when a test fails. The node declares two fake GPUs (gres.conf points them at
+/dev/null and /dev/zero), so `sbatch --gpus=1` is accepted on a machine without GPUs; the
+profile is used as shipped except for the partition and account placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+DEMO = REPO / "config" / "demo.yaml"
+PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+PACKAGES = ["munge", "slurmctld", "slurmd", "slurm-client"]
+PROGRAMS = ["munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "sinfo"]
+SBIN = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+
+# The failing-once run and the run cancelled with scancel.
+FLAKY_RUN = "results/runs/audio/demo_chirp/deq-fourier-1L16D/seed0"
+LONG_RUN = "results/runs/audio/demo_chirp/mfn-fourier-1L16D/seed0"
+
+
+def which(program: str) -> str | None:
+    return shutil.which(program, path=os.pathsep.join([os.environ.get("PATH", ""), SBIN]))
+
+
+def ensure_slurm_installed() -> None:
+    """Install SLURM and MUNGE from Debian when a program is missing (root and apt only)."""
+    missing = [program for program in PROGRAMS if which(program) is None]
+    if not missing:
+        return
+    apt = shutil.which("apt-get")
+    if os.geteuid() != 0 or apt is None:
+        pytest.skip(
+            f"SLURM programs {missing} are missing and cannot be installed here (needs root and "
+            f"apt-get): apt-get install {' '.join(PACKAGES)}"
+        )
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for command in ([apt, "update", "-q"], [apt, "install", "-y", "-q", *PACKAGES]):
+        result = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=900, check=False
+        )
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stderr[-3000:]}"
+    still = [program for program in PROGRAMS if which(program) is None]
+    assert not still, f"installed {PACKAGES} but {still} are still missing"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """A running single-node cluster: its config file and the environment to reach it."""
+
+    root: Path
+    conf: Path
+    env: dict[str, str]
+
+    def run(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            list(command), capture_output=True, text=True, env=self.env, timeout=60, check=check
+        )
+
+    def jobs(self) -> list[dict[str, str]]:
+        """Every job SLURM still knows (finished ones stay for MinJobAge = 600 s)."""
+        fields = {
+            "id": "JobID",
+            "limit": "TimeLimit",
+            "state": "State",
+            "comment": "Comment",
+            "gres": "tres-per-job",
+            "alloc": "tres-alloc",
+        }
+        spec = ",".join(f"{field}:300|" for field in fields.values())
+        output = self.run("squeue", "--states=all", "--noheader", f"--Format={spec}").stdout
+        return [
+            dict(zip(fields, (part.strip() for part in line.split("|")[:-1]), strict=True))
+            for line in output.splitlines()
+        ]
+
+    def log_tail(self) -> str:
+        parts = []
+        for name in ("slurmctld.log", "slurmd.log"):
+            path = self.root / name
+            if path.exists():
+                parts.append(f"--- {name}\n" + "\n".join(path.read_text().splitlines()[-30:]))
+        return "\n".join(parts)
+
+
+def slurm_conf(root: Path, host: str, munge_socket: Path) -> str:
+    return f"""\
+ClusterName=implicit2test
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket={munge_socket}
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+MpiDefault=none
+SwitchType=switch/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+# The node may claim more CPUs than the machine has (the profile asks 4 CPUs per GPU).
+SlurmdParameters=config_overrides
+GresTypes=gpu
+MinJobAge=600
+KillWait=10
+ReturnToService=2
+NodeName={host} NodeAddr=127.0.0.1 CPUs=8 RealMemory=16000 Gres=gpu:2 State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    ensure_slurm_installed()
+    if os.geteuid() != 0:
+        pytest.skip("starting slurmd needs root")
+    # snakemake-executor-plugin-slurm-jobstep drops SLURM_CONF from the environment of the srun
+    # it runs inside each job, so srun reads the default path: link it to this cluster's config
+    # for the tests' duration (only where the machine has no SLURM config of its own).
+    system_conf = Path("/etc/slurm/slurm.conf")
+    if system_conf.exists() or system_conf.is_symlink():
+        pytest.skip(f"{system_conf} exists: this machine has its own SLURM set-up")
+    root = tmp_path_factory.mktemp("slurm")
+    for folder in ("state", "spool"):
+        (root / folder).mkdir()
+    host = socket.gethostname().split(".")[0]
+    # munged wants every folder above its socket open to all (pytest's tmp folders are not).
+    socket_dir = Path(tempfile.mkdtemp(prefix="implicit2-munge-"))
+    socket_dir.chmod(0o755)
+    munge_socket = socket_dir / "munge.socket"
+    conf = root / "slurm.conf"
+    conf.write_text(slurm_conf(root, host, munge_socket), encoding="utf-8")
+    (root / "gres.conf").write_text("Name=gpu File=/dev/null\nName=gpu File=/dev/zero\n")
+    key = root / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    env = dict(os.environ, SLURM_CONF=str(conf))
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"], SBIN])
+
+    started: list[subprocess.Popen] = []
+
+    def start(*command: str, log: str) -> None:
+        with open(root / log, "ab") as out:
+            started.append(
+                subprocess.Popen(list(command), stdout=out, stderr=subprocess.STDOUT, env=env)
+            )
+
+    handle = Cluster(root, conf, env)
+    try:
+        system_conf.parent.mkdir(parents=True, exist_ok=True)
+        system_conf.symlink_to(conf)
+        munge = [f"--socket={munge_socket}", f"--key-file={key}"]
+        munge += [f"--pid-file={root}/munged.pid", f"--seed-file={root}/munged.seed"]
+        start(which("munged"), "--foreground", *munge, f"--log-file={root}/munged.log", log="m")
+        deadline = time.monotonic() + 20
+        while not munge_socket.exists():
+            assert started[0].poll() is None, (root / "m").read_text()
+            assert time.monotonic() < deadline, "munged did not create its socket"
+            time.sleep(0.2)
+        # The config comes from $SLURM_CONF (not -f): slurmd passes it on to the jobs' srun.
+        start(which("slurmctld"), "-D", "-i", log="slurmctld.out")
+        start(which("slurmd"), "-D", log="slurmd.out")
+        deadline = time.monotonic() + 60
+        while True:
+            state = handle.run("sinfo", "--noheader", "--format=%t", check=False).stdout.strip()
+            if state == "idle":
+                break
+            for process in started:
+                assert process.poll() is None, f"{process.args[0]} exited\n{handle.log_tail()}"
+            assert time.monotonic() < deadline, f"node state {state!r}\n{handle.log_tail()}"
+            time.sleep(0.5)
+        yield handle
+    finally:
+        if len(started) == 3 and started[1].poll() is None:
+            handle.run("scancel", "--user", str(os.getuid()), check=False)
+            time.sleep(1)
+        for process in reversed(started):
+            stop_process(process)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        if system_conf.is_symlink() and system_conf.readlink() == conf:
+            system_conf.unlink()
+
+
+# ---- the profile without a cluster ----------------------------------------------------------
+
+
+def test_profile_entries_are_commented_and_placeholders_are_marked():
+    lines = PROFILE.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines):
+        key = re.match(r"(\s*)([\w-]+):", line)
+        if key is None:
+            continue
+        commented = "#" in line or lines[number - 1].strip().startswith("#")
+        nested_list = key[1] and not line.split(":", 1)[1].strip()  # a block like `train:`
+        assert commented or nested_list, f"profiles/slurm/config.yaml:{number + 1} {line!r}"
+    profile = yaml.safe_load("\n".join(lines))
+    assert profile["executor"] == "slurm" and profile["retries"] >= 1
+    assert profile["slurm-status-command"] == "squeue"
+    assert profile["set-resources"]["train"]["gpu"] == 1
+
+
+def test_dry_run_through_the_profile_shows_gpu_cpus_and_walltime(tmp_path):
+    """The profile parses, and a training job asks one GPU, 4 CPUs and the config's runtime."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "-n", "-p"]
+    command += ["--directory", str(tmp_path), "--configfile", str(DEMO)]
+    command += ["--workflow-profile", str(PROFILE.parent), "--config", "tasks=[audio]"]
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=300, check=False, cwd=tmp_path
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    train = [line for line in output.splitlines() if "resources:" in line and "gpu=1" in line]
+    assert len(train) == 8, output[-5000:]  # demo_chirp x 8 models, all training jobs
+    for line in train:
+        assert "runtime=10" in line and "cpus_per_gpu=4" in line
+        assert "slurm_partition=CHANGE_ME_partition" in line
+
+
+# ---- the workflow ---------------------------------------------------------------------------
+
+
+def tiny_config(audio_steps: int = 20) -> dict[str, Any]:
+    """The demo, shrunk: two tasks, one DEQ and its explicit twin each, seconds per job."""
+    config = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    config["tasks"] = ["image_representation", "audio"]
+    config["only_datasets"] = ["camera", "demo_chirp"]
+    config["models"] = {
+        "families": ["deq", "mfn"],
+        "filters": ["fourier"],
+        "sizes": ["1L16D"],
+        "baselines": [],
+        "extra": [],
+    }
+    config["train"].update({"log_every": 5, "checkpoint_every": 10})
+    config["task_settings"]["image_representation"]["train"]["steps"] = 20
+    config["task_settings"]["audio"]["train"]["steps"] = audio_steps
+    config["datasets"]["camera"]["prepare"] = {"size": 32}
+    config["datasets"]["demo_chirp"]["prepare"] = {"max_seconds": 0.25}
+    return config
+
+
+def site_profile(folder: Path) -> Path:
+    """The shipped profile with only the site placeholders replaced (partition, no account)."""
+    profile = yaml.safe_load(PROFILE.read_text(encoding="utf-8"))
+    assert profile["default-resources"]["slurm_partition"].startswith("CHANGE_ME")
+    assert profile["default-resources"]["slurm_account"].startswith("CHANGE_ME")
+    profile["default-resources"]["slurm_partition"] = "debug"
+    del profile["default-resources"]["slurm_account"]
+    profile["slurm-no-account"] = True
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(profile), encoding="utf-8")
+    return folder
+
+
+def snakemake_command(workdir: Path, config: dict[str, Any], *args: str) -> list[str]:
+    """The workflow through the SLURM profile (status checks from 2 s instead of 40 s)."""
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config), encoding="utf-8")
+    profile = workdir / "profile"
+    if not profile.exists():
+        site_profile(profile)
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
+    command += ["--directory", str(workdir), "--configfile", str(configfile)]
+    command += ["--workflow-profile", str(profile)]
+    return [*command, "--slurm-init-seconds-before-status-checks", "2", *args]
+
+
+def snakemake(
+    cluster: Cluster, workdir: Path, config: dict[str, Any], *args: str, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = dict(cluster.env)
+    if path is not None:
+        env["PATH"] = os.pathsep.join([path, env["PATH"]])
+    return subprocess.run(
+        snakemake_command(workdir, config, *args),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        timeout=900,
+        check=False,
+    )
+
+
+def python_failing_once(folder: Path, run: str) -> Path:
+    """A `python` that fails the first training of ``run`` (as a crashed job would), then is
+    this interpreter. Jobs call `python` from PATH, which sbatch exports to the job."""
+    folder.mkdir()
+    marker = folder / "failed-once"
+    script = folder / "python"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *"implicit2 train "*"--out {run}"*)\n'
+        f'  if mkdir "{marker}" 2>/dev/null; then echo "injected failure" >&2; exit 7; fi ;;\n'
+        "esac\n"
+        f'exec "{sys.executable}" "$@"\n',
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return marker
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    marker = python_failing_once(tmp_path / "bin", FLAKY_RUN)
+    already = {job["id"] for job in cluster.jobs()}
+
+    result = snakemake(
+        cluster, workdir, tiny_config(), "results/tables/paper.tex", path=str(tmp_path / "bin")
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-8000:] + cluster.log_tail()
+
+    paper = (workdir / "results" / "tables" / "paper.tex").read_text(encoding="utf-8")
+    assert "\\begin{table" in paper or "\\begin{document}" in paper
+    runs = sorted((workdir / "results" / "runs").glob("*/*/*/seed0/metrics.json"))
+    assert len(runs) == 4
+    for path in runs:
+        assert json.loads(path.read_text(encoding="utf-8"))["status"] in ("ok", "diverged")
+
+    # The injected failure happened on the cluster, Snakemake saw it and retried the job.
+    assert marker.is_dir()
+    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", output), output[-8000:]
+
+    jobs = [job for job in cluster.jobs() if job["id"] not in already]
+    by_rule: dict[str, list[dict[str, str]]] = {}
+    for job in jobs:
+        rule = re.match(r"rule_(\w+?)_wildcards", job["comment"])
+        assert rule, job
+        by_rule.setdefault(rule[1], []).append(job)
+    # download, table(s) and paper are local rules: only prepare, train, evaluate went to SLURM.
+    assert sorted(by_rule) == ["evaluate", "prepare", "train"], jobs
+    assert len(by_rule["prepare"]) == 2 and len(by_rule["evaluate"]) == 4
+    assert all(job["state"] == "COMPLETED" for job in by_rule["prepare"] + by_rule["evaluate"])
+    train = by_rule["train"]
+    assert len(train) == 5, train  # 4 runs, one of them twice
+    failed = [job for job in train if job["state"] == "FAILED"]
+    assert len(failed) == 1 and "deq-fourier-1L16D" in failed[0]["comment"]
+    assert "audio" in failed[0]["comment"]
+    assert sum(job["state"] == "COMPLETED" for job in train) == 4
+    # Training asks one GPU with 4 CPUs (the profile); walltime = the config's 10 min x attempt.
+    for job in train:
+        assert job["gres"] == "gres:gpu:1" and "cpu=4," in job["alloc"], job
+    assert all(job["gres"] == "N/A" for job in by_rule["prepare"] + by_rule["evaluate"])
+    limits = sorted(job["limit"] for job in train)
+    assert limits == ["10:00"] * 4 + ["20:00"], train
+    retried = [job for job in train if job["limit"] == "20:00"]
+    assert retried[0]["state"] == "COMPLETED" and retried[0]["comment"] == failed[0]["comment"]
+
+
+@pytest.mark.slow
+def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(cluster, tmp_path):
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    config = tiny_config(audio_steps=1000)
+    config["train"]["checkpoint_every"] = 5
+    target = f"{LONG_RUN}/model.pt"
+    ckpt = workdir / LONG_RUN / "ckpt"
+
+    # Start the run without retries, and cancel the training job once it has a checkpoint.
+    command = snakemake_command(workdir, config, "--retries", "0", target)
+    with open(tmp_path / "first.out", "w+") as out:
+        first = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=cluster.env, cwd=workdir
+        )
+        try:
+            deadline = time.monotonic() + 400
+            while not list(ckpt.glob("*.pt")):
+                assert first.poll() is None, "snakemake ended before a checkpoint was written"
+                assert time.monotonic() < deadline, "no checkpoint within 400 s"
+                time.sleep(0.1)
+            running = [
+                job
+                for job in cluster.jobs()
+                if job["state"] == "RUNNING" and job["comment"].startswith("rule_train_")
+            ]
+            assert len(running) == 1, cluster.jobs()
+            cluster.run("scancel", running[0]["id"])
+            assert first.wait(timeout=300) != 0
+        finally:
+            if first.poll() is None:
+                first.send_signal(signal.SIGINT)
+                first.wait(timeout=60)
+        out.seek(0)
+        output = out.read()
+
+    # Snakemake reports the cancelled job; its outputs are gone, its checkpoint is kept.
+    job_id = running[0]["id"]
+    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED'" in output, output[-6000:]
+    assert "Error in rule train" in output
+    assert not (workdir / target).exists()
+    saved = sorted(ckpt.glob("*.pt"))
+    assert saved, "the checkpoint did not survive the cancelled job"
+    log = workdir / "logs" / "train" / "audio" / "demo_chirp" / "mfn-fourier-1L16D" / "seed0.log"
+    # scancel sends SIGTERM first: the job checkpointed and stopped on its own (exit 143).
+    assert "received signal 15" in log.read_text(), log.read_text()
+    step = max(int(path.stem.rsplit("step", 1)[1]) for path in saved)
+    assert 0 < step < 1000
+
+    # The same command again: the training resumes from the checkpoint and the run completes.
+    again = snakemake(cluster, workdir, config, target)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-8000:]
+    record = json.loads((workdir / LONG_RUN / "train.json").read_text(encoding="utf-8"))
+    resumed = record["provenance"]["resumed"]
+    assert resumed == [{"first_signal": 0, "step": step}], resumed
+    assert f"(step {resumed[0]['step']})" in log.read_text()
+    assert record["steps"] == 1000
+    curve = (workdir / LONG_RUN / "curve.csv").read_text(encoding="utf-8").splitlines()
+    steps = [int(line.split(",")[0]) for line in curve[1:]]
+    assert steps == sorted(set(steps)) and steps[-1] >= 995  # one curve, no repeated steps
