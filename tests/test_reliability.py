@@ -505,7 +505,8 @@ def test_damaged_model_file_is_refused(camera, in_process_reference, tmp_path):
 # ---- provenance -----------------------------------------------------------------------------
 
 
-def test_provenance_is_complete(in_process_reference):
+def test_provenance_is_complete(camera, in_process_reference):
+    evaluate(in_process_reference, camera)
     record = json.loads((in_process_reference / "train.json").read_text(encoding="utf-8"))
     prov = record["provenance"]
     assert set(prov["git"]) == {"commit", "dirty"}
@@ -518,6 +519,9 @@ def test_provenance_is_complete(in_process_reference):
     config = prov["config"]
     assert config["task"] == TASK and config["model"] == MODEL and config["seed"] == 0
     assert config["hparams"] == TrainSettings.from_dict(HPARAMS).to_dict()
+    metrics = json.loads((in_process_reference / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["provenance"]["config"] == config  # evaluation records the same run config
+    assert metrics["provenance"]["train"] == prov and "commit" in metrics["provenance"]["git"]
 
 
 # ---- `implicit2 fit` run again with the same arguments --------------------------------------

@@ -127,7 +127,8 @@ def evaluate_dir(
         write_placeholder(
             recon / "preview.png", f"{record['model']}: diverged at step {record['diverged_step']}"
         )
-    metrics["provenance"] = provenance.collect(device, started, record.get("hparams", {}))
+    config = (record.get("provenance") or {}).get("config") or record.get("hparams", {})
+    metrics["provenance"] = provenance.collect(device, started, config)
     metrics["provenance"]["train"] = record.get("provenance")
     atomic.write_json(out, metrics)
     return metrics
