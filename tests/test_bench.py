@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -89,3 +90,23 @@ def test_grid_writes_one_json_per_model_and_the_figure(tmp_path: Path):
     assert (out_dir / "efficiency.pdf").stat().st_size > 1000
     with Image.open(out_dir / "efficiency.png") as image:
         assert image.width > 500 and image.height > 200
+
+
+def test_signals_from_a_prepared_dataset(tmp_path: Path):
+    from implicit2.bench import image_crops
+    from implicit2.tasks import imaging
+    from implicit2.tasks.storage import save_prepared
+
+    npz = tmp_path / "faces.npz"
+    images = imaging.pack_unit(image_crops("camera", 12, 3, seed=5))
+    names = np.array(["a", "b", "c"])
+    save_prepared(npz, "image_representation", "faces", {}, images=images, signal_names=names)
+    out = tmp_path / "data.json"
+    argv = ["bench", "--models", "mfn-fourier-1L8D", *COMMON, "--data", str(npz), "--signals", "2"]
+    assert main([*argv, "--compare-sequential", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["settings"]["data"] == str(npz) and payload["settings"]["signals"] == 2
+    figures = payload["models"]["mfn-fourier-1L8D"]
+    assert figures["signals"] == 2 and figures["points"] == 144
+    assert figures["psnr_max_abs_diff"] < 1e-3
+    assert main([*argv[:-1], "4", "--out", str(out)]) == 2  # only 3 signals in the file

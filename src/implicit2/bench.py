@@ -31,6 +31,9 @@ from implicit2.train import TrainResult, make_model, summary, train
 
 log = logging.getLogger(__name__)
 
+#: Row cap of the reference matmul (a K-signal batch of large images would not fit twice).
+MATMUL_MAX_ROWS = 1 << 20
+
 
 def read_image(name: str) -> np.ndarray:
     """``camera`` (skimage) or an image path → (H, W, C) float32 in [0, 1], full resolution."""
@@ -118,9 +121,21 @@ def per_signal_psnr(
     return values
 
 
+def subset(data: PreparedData, count: int) -> PreparedData:
+    """The first ``count`` signals of ``data``."""
+    if not 1 <= count <= data.num_signals:
+        raise ValueError(f"--signals must be between 1 and {data.num_signals}, got {count}")
+    return dataclasses.replace(
+        data,
+        train_targets=data.train_targets[:count],
+        test_targets=data.test_targets[:count],
+        signal_names=data.signal_names[:count],
+    )
+
+
 def compare_batched(
     name: str,
-    crops: np.ndarray,
+    data: PreparedData,
     steps: int,
     lr: float,
     input_scale: float,
@@ -128,13 +143,12 @@ def compare_batched(
     sequential: bool,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Train one ``name`` model per crop with the pipeline's trainer, all at once (and one by one).
+    """Train one ``name`` model per signal with the pipeline's trainer, at once (and one by one).
 
     Both runs start from the same per-signal initialisations, so their per-signal PSNRs agree up
     to float rounding; ``psnr_max_abs_diff`` measures that.
     """
-    task = get_task("image_representation")
-    data = crop_dataset(crops)
+    task = get_task(data.task)
     base = TrainSettings(
         steps=steps,
         lr=lr,
@@ -145,8 +159,8 @@ def compare_batched(
         device=str(device),
     )
     warm = dataclasses.replace(base, steps=4, log_every=4)  # thread pools, lazy init: untimed
-    train(task, crop_dataset(crops[:1]), name, seed, warm, device)
-    figures: dict[str, Any] = {"signals": int(crops.shape[0]), "size": int(crops.shape[1])}
+    train(task, subset(data, 1), name, seed, warm, device)
+    figures: dict[str, Any] = {"signals": data.num_signals, "points": len(data.train_coords)}
     runs = [("batched", 0)] + ([("sequential", 1)] if sequential else [])
     psnrs = {}
     for label, signal_batch in runs:
@@ -288,13 +302,16 @@ def run_benchmark(
     compare_sequential: bool = False,
     crop_seed: int = 0,
     tf32: bool = True,
+    data_path: Path | None = None,
+    task_name: str = "image_representation",
 ) -> dict[str, Any]:
     """Benchmark every model; returns the bench.json payload.
 
     Without ``signals``: each model trains on the image resized to ``size``² (step time, memory,
     FLOPs, PSNR). With ``signals`` = K: each model trains one copy per crop on K distinct
-    ``size``² crops of the full-resolution image, all at once with the pipeline's trainer and,
-    with ``compare_sequential``, one by one (``batched_seconds``, ``sequential_seconds``,
+    ``size``² crops of the full-resolution image (or the first K signals of the prepared
+    ``data_path`` of ``task_name``), all at once with the pipeline's trainer and, with
+    ``compare_sequential``, one by one (``batched_seconds``, ``sequential_seconds``,
     ``psnr_max_abs_diff``).
     """
     for name in models:
@@ -308,9 +325,10 @@ def run_benchmark(
     device = resolve_device(device_name)
     options = apply_device_options(TrainSettings(tf32=tf32), device)
     width = max(parse_model_name(name).width for name in models)
+    rows = min(size * size * (signals or 1), MATMUL_MAX_ROWS)
     machine = {
-        "matmul_gflops": matmul_gflops(size * size * (signals or 1), width, device),
-        "matmul_shape": [size * size * (signals or 1), width, width],
+        "matmul_gflops": matmul_gflops(rows, width, device),
+        "matmul_shape": [rows, width, width],
         "device": str(device),
         "device_name": _device_name(device),
         "threads": torch.get_num_threads(),
@@ -326,13 +344,20 @@ def run_benchmark(
     }
     results = {}
     if signals:
-        crops = image_crops(image_name, size, signals, seed=crop_seed)
-        settings |= {"signals": signals, "crop_seed": crop_seed}
+        if data_path is None:
+            data = crop_dataset(image_crops(image_name, size, signals, seed=crop_seed))
+            settings |= {"signals": signals, "crop_seed": crop_seed}
+        else:
+            from implicit2.runs import load_data
+
+            data = subset(load_data(task_name, data_path), signals)
+            settings |= {"signals": signals, "data": str(data_path), "task": task_name}
+            settings["image"] = settings["size"] = None
         settings["compare_sequential"] = compare_sequential
         for name in models:
-            log.info("benchmarking %s on %d crops", name, signals)
+            log.info("benchmarking %s on %d signals", name, signals)
             results[name] = compare_batched(
-                name, crops, steps, lr, input_scale, device, compare_sequential
+                name, data, steps, lr, input_scale, device, compare_sequential
             )
     else:
         pixels = load_image(image_name, size)

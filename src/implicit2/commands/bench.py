@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --signals: also train the crops one by one and compare time and PSNR",
     )
     batched.add_argument("--crop-seed", type=int, default=0, help="seed of the crop positions")
+    batched.add_argument(
+        "--data", type=Path, default=None, help="with --signals: a prepared .npz instead of crops"
+    )
+    batched.add_argument("--task", default="image_representation", help="the task of --data")
     grid = parser.add_argument_group("size/filter grid")
     grid.add_argument(
         "--grid",
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         compare_sequential=args.compare_sequential,
         crop_seed=args.crop_seed,
         tf32=not args.no_tf32,
+        data_path=args.data,
+        task_name=args.task,
     )
     if args.out is not None:
         atomic.write_json(args.out, payload)
@@ -88,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     for name, figures in payload["models"].items():
         if args.signals:
             log.info(
-                "%s × %d crops: batched %.2f s, sequential %s s, PSNR %.2f dB (max |Δ| %s dB)",
+                "%s × %d signals: batched %.2f s, sequential %s s, PSNR %.2f dB (max |Δ| %s dB)",
                 name,
                 args.signals,
                 figures["batched_seconds"],
