@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from implicit2.cli import main
+from implicit2.tasks import get_task
 
 REQUIRED = ("task", "model", "steps", "status", "params", "train_seconds")
 
@@ -87,3 +88,16 @@ def test_fit_refuses_unknown_files_and_models_with_clear_errors(
     assert main(["fit", str(tone), "--model", "deq-cosine-1L8D", "--out", str(tmp_path)]) == 2
     assert "deq-{fourier|gabor|siren}-{L}L{D}D" in caplog.text
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_fitting_another_file_into_the_same_folder_prepares_it_again(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    argv = ["--model", "mfn-fourier-1L8D", "--steps", "2", "--device", "cpu", "--no-progress"]
+    first = write_tone(tmp_path / "first.wav", seconds=0.25)
+    assert main(["fit", str(first), *argv, "--out", str(out)]) == 0
+    prepared = (out / "data.npz").stat().st_mtime_ns
+    assert main(["fit", str(first), *argv, "--out", str(out)]) == 0
+    assert (out / "data.npz").stat().st_mtime_ns == prepared  # same file: kept
+    second = write_tone(tmp_path / "second.wav", seconds=0.5)
+    assert main(["fit", str(second), *argv, "--out", str(out)]) == 0
+    assert get_task("audio").load(out / "data.npz").train_coords.shape == (4000, 1)  # 0.5 s

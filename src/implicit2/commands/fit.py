@@ -17,8 +17,9 @@ from typing import Any
 from implicit2.checkpoint import TrainingInterrupted
 from implicit2.commands.train import INTERRUPTED
 from implicit2.config import resolve_hparams, validate
+from implicit2.data.checksums import sha256_file
 from implicit2.data.download import fetch_files
-from implicit2.data.manifest import write_manifest
+from implicit2.data.manifest import read_manifest, write_manifest
 from implicit2.data.registry import resolve_dataset
 from implicit2.runs import evaluate_dir, load_data, train_to_dir
 from implicit2.settings import TrainSettings
@@ -67,13 +68,16 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
 
 
 def prepare_into(task: str, path: Path, out_dir: Path) -> Path:
-    """Prepare ``path`` as ``out_dir/data.npz`` (again only when the file changed)."""
-    prepared = out_dir / "data.npz"
-    if prepared.is_file() and prepared.stat().st_mtime >= path.stat().st_mtime:
-        return prepared
+    """Prepare ``path`` as ``out_dir/data.npz``, again only when the file or its content changed."""
+    prepared, raw = out_dir / "data.npz", out_dir / "raw"
     source = resolve_dataset(DATASET, {"path": str(path), "task": task})
-    raw = out_dir / "raw"
-    write_manifest(raw, source, fetch_files(source, raw))
+    files = fetch_files(source, raw)
+    if prepared.is_file() and (raw / "manifest.json").is_file():
+        recorded = read_manifest(raw).get("files", [])
+        current = [{"path": str(f.path), "sha256": sha256_file(f.path)} for f in files]
+        if [{"path": r.get("path"), "sha256": r.get("sha256")} for r in recorded] == current:
+            return prepared
+    write_manifest(raw, source, files)
     get_task(task).prepare(raw, prepared, dict(source.prepare))
     return prepared
 
