@@ -38,7 +38,7 @@ SBIN = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
 
 # The failing-once run and the run cancelled with scancel.
 FLAKY_RUN = "results/runs/audio/demo_chirp/deq-fourier-1L16D/seed0"
-LONG_RUN = "results/runs/audio/demo_chirp/mfn-fourier-1L16D/seed0"
+LONG_RUN = "results/runs/audio/demo_chirp/mfn-fourier-1L16D/seed1"
 
 
 def which(program: str) -> str | None:
@@ -168,7 +168,9 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
     # it runs inside each job, so srun reads the default path: link it to this cluster's config
     # for the tests' duration (only where the machine has no SLURM config of its own).
     system_conf = Path("/etc/slurm/slurm.conf")
-    if system_conf.exists() or system_conf.is_symlink():
+    if system_conf.is_symlink() and not system_conf.exists():
+        system_conf.unlink()  # left dangling by an earlier test session that was killed
+    if system_conf.exists():
         pytest.skip(f"{system_conf} exists: this machine has its own SLURM set-up")
     root = tmp_path_factory.mktemp("slurm")
     for folder in ("state", "spool"):
@@ -352,18 +354,35 @@ def python_failing_once(folder: Path, run: str) -> Path:
     return marker
 
 
-@pytest.mark.slow
-def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster, tmp_path):
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    marker = python_failing_once(tmp_path / "bin", FLAKY_RUN)
-    already = {job["id"] for job in cluster.jobs()}
+@dataclass
+class TinyRun:
+    """The tiny workflow run once through SLURM, with one training failing on its first try."""
 
+    workdir: Path
+    returncode: int
+    output: str
+    marker: Path
+    jobs: list[dict[str, str]]  # the SLURM jobs it submitted
+
+
+@pytest.fixture(scope="module")
+def tiny_run(cluster, tmp_path_factory) -> TinyRun:
+    root = tmp_path_factory.mktemp("tiny")
+    workdir = root / "work"
+    workdir.mkdir()
+    marker = python_failing_once(root / "bin", FLAKY_RUN)
+    already = {job["id"] for job in cluster.jobs()}
     result = snakemake(
-        cluster, workdir, tiny_config(), "results/tables/paper.tex", path=str(tmp_path / "bin")
+        cluster, workdir, tiny_config(), "results/tables/paper.tex", path=str(root / "bin")
     )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-8000:] + cluster.log_tail()
+    jobs = [job for job in cluster.jobs() if job["id"] not in already]
+    return TinyRun(workdir, result.returncode, result.stdout + result.stderr, marker, jobs)
+
+
+@pytest.mark.slow
+def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster, tiny_run):
+    workdir, output, marker = tiny_run.workdir, tiny_run.output, tiny_run.marker
+    assert tiny_run.returncode == 0, output[-8000:] + cluster.log_tail()
 
     paper = (workdir / "results" / "tables" / "paper.tex").read_text(encoding="utf-8")
     assert "\\begin{table" in paper or "\\begin{document}" in paper
@@ -376,7 +395,7 @@ def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster,
     assert marker.is_dir()
     assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", output), output[-8000:]
 
-    jobs = [job for job in cluster.jobs() if job["id"] not in already]
+    jobs = tiny_run.jobs
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs:
         rule = re.match(r"rule_(\w+?)_wildcards", job["comment"])
@@ -403,11 +422,15 @@ def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster,
 
 
 @pytest.mark.slow
-def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(cluster, tmp_path):
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    config = tiny_config(audio_steps=1000)
+def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
+    cluster, tiny_run, tmp_path
+):
+    # In the tiny run's folder (its data is prepared): a new seed with a longer training.
+    workdir = tiny_run.workdir
+    config = tiny_config(audio_steps=400)
+    config["seeds"] = [1]
     config["train"]["checkpoint_every"] = 5
+    already = {job["id"] for job in cluster.jobs()}
     target = f"{LONG_RUN}/model.pt"
     ckpt = workdir / LONG_RUN / "ckpt"
 
@@ -445,11 +468,11 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
     assert not (workdir / target).exists()
     saved = sorted(ckpt.glob("*.pt"))
     assert saved, "the checkpoint did not survive the cancelled job"
-    log = workdir / "logs" / "train" / "audio" / "demo_chirp" / "mfn-fourier-1L16D" / "seed0.log"
+    log = workdir / "logs" / "train" / "audio" / "demo_chirp" / "mfn-fourier-1L16D" / "seed1.log"
     # scancel sends SIGTERM first: the job checkpointed and stopped on its own (exit 143).
     assert "received signal 15" in log.read_text(), log.read_text()
     step = max(int(path.stem.rsplit("step", 1)[1]) for path in saved)
-    assert 0 < step < 1000
+    assert 0 < step < 400
 
     # The same command again: the training resumes from the checkpoint and the run completes.
     again = snakemake(cluster, workdir, config, target)
@@ -458,7 +481,11 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
     resumed = record["provenance"]["resumed"]
     assert resumed == [{"first_signal": 0, "step": step}], resumed
     assert f"(step {resumed[0]['step']})" in log.read_text()
-    assert record["steps"] == 1000
+    assert record["steps"] == 400
     curve = (workdir / LONG_RUN / "curve.csv").read_text(encoding="utf-8").splitlines()
     steps = [int(line.split(",")[0]) for line in curve[1:]]
-    assert steps == sorted(set(steps)) and steps[-1] >= 995  # one curve, no repeated steps
+    assert steps == sorted(set(steps)) and steps[-1] >= 395  # one curve, no repeated steps
+    # Only the two training jobs went to SLURM (the prepared data was reused).
+    new = [job for job in cluster.jobs() if job["id"] not in already]
+    assert sorted(job["state"] for job in new) == ["CANCELLED", "COMPLETED"], new
+    assert all(job["comment"].startswith("rule_train_") for job in new), new

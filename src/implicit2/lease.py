@@ -13,6 +13,7 @@ should share the GPUs of one box must use the same directory (the default does, 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
@@ -22,6 +23,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +85,12 @@ def visible_devices() -> list[str]:
     """The ``CUDA_VISIBLE_DEVICES`` entries of the devices this process can use, in order.
 
     Without ``CUDA_VISIBLE_DEVICES`` the entries are ``"0" … "n-1"``. The count comes from
-    ``torch.cuda.device_count()``, which reads NVML and does not initialise CUDA.
+    ``torch.cuda.device_count()``, which asks NVML and so does not start CUDA (unlike
+    ``torch.cuda.is_available()``); CUDA must not start before the lease narrows the devices.
     """
     import torch
 
-    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    count = torch.cuda.device_count()
     listed = os.environ.get("CUDA_VISIBLE_DEVICES")
     if listed is None:
         return [str(i) for i in range(count)]
@@ -106,7 +109,10 @@ def try_acquire(devices: Sequence[str], directory: Path | None = None) -> GpuLea
     directory.mkdir(parents=True, exist_ok=True)
     for index, device_id in enumerate(devices):
         path = directory / _lock_name(device_id)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # made by another user: a read-only descriptor locks as well
+            fd = os.open(path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -115,8 +121,9 @@ def try_acquire(devices: Sequence[str], directory: Path | None = None) -> GpuLea
                 continue
             raise
         # For people looking at the lock directory: who holds the device.
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} device {device_id}\n".encode())
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} device {device_id}\n".encode())
         return GpuLease(index, device_id, len(devices), path, fd)
     return None
 
@@ -200,7 +207,19 @@ def _select(lease: GpuLease) -> None:
     import torch
 
     os.environ["CUDA_VISIBLE_DEVICES"] = lease.device_id
-    # CUDA reads CUDA_VISIBLE_DEVICES once, when it starts: if it has started already, this
-    # process still sees every device, and the leased one is made the current device instead.
-    if torch.cuda.is_available() and torch.cuda.device_count() > 1:
+    # CUDA reads CUDA_VISIBLE_DEVICES once, when it starts. Ask CUDA itself (not NVML, which
+    # follows the variable) how many devices it sees: if it had started before the variable was
+    # set, it still sees every device, and the leased one is made the current device instead.
+    if _cuda_device_count(torch) > 1:
         torch.cuda.set_device(lease.index)
+
+
+def _cuda_device_count(torch: Any) -> int:
+    """Devices the CUDA runtime of this process sees (0 without a CUDA build of torch)."""
+    count = getattr(torch._C, "_cuda_getDeviceCount", None)
+    if count is None:
+        return 0
+    try:
+        return int(count())
+    except RuntimeError:  # no driver or no device
+        return 0
