@@ -274,3 +274,11 @@ def test_end_to_end_tiny_config(tmp_path):
     again = snakemake(tmp_path, "-n", configfile=configfile)
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    report = tmp_path / "report.html"
+    built = snakemake(tmp_path, "--report", str(report), configfile=configfile)
+    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
+    html = report.read_text(encoding="utf-8")
+    assert "Tables" in html and "Figures" in html
+    for task in TASKS:
+        assert task in html
