@@ -1,4 +1,7 @@
-"""Evaluate a trained run: metrics.json and reconstructions in RUN/recon/."""
+"""Evaluate a trained run: metrics.json and reconstructions in RUN/recon/.
+
+Like ``train``, it leases a GPU of its own on a box with several visible GPUs.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from implicit2 import io as atomic
+from implicit2 import lease as gpu_lease
 from implicit2.runs import evaluate_dir, load_data
 
 
@@ -20,5 +24,10 @@ def run(args: argparse.Namespace) -> int:
     record = atomic.read_json(args.run / "train.json")
     data = load_data(record["task"], args.data)
     device = args.device or record.get("hparams", {}).get("device", "auto")
-    evaluate_dir(record["task"], data, args.run, args.out, device)
+    lease = gpu_lease.lease_for_job(device)
+    try:
+        evaluate_dir(record["task"], data, args.run, args.out, device)
+    finally:
+        if lease is not None:
+            lease.release()
     return 0
