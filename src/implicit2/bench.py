@@ -179,6 +179,7 @@ def compare_batched(
             f"{label}_step_seconds_median": record["step_seconds_median"],
             f"{label}_peak_memory_bytes": record["peak_memory_bytes"],
             f"{label}_saved_bytes_per_step": record["saved_bytes_per_step"],
+            f"{label}_signal_batch_size": record["signal_batch_size"],
             f"psnr_{label}": psnrs[label],
         }
     figures["psnr_batched_mean"] = statistics.fmean(psnrs["batched"])

@@ -37,6 +37,9 @@ from implicit2.tasks.base import PreparedData, Task
 
 log = logging.getLogger(__name__)
 
+#: On CPU, ``signal_batch: 0`` batches at most this many activation elements (8 MiB of float32).
+CPU_SIGNAL_ELEMENTS = 1 << 21
+
 #: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
 Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
 
@@ -80,6 +83,19 @@ def signal_chunks(num_signals: int, signal_batch: int) -> list[tuple[int, int]]:
     return [(first, min(size, num_signals - first)) for first in range(0, num_signals, size)]
 
 
+def auto_signal_batch(device: torch.device, points: int, width: int) -> int:
+    """The batch size that ``signal_batch: 0`` means: all signals on accelerators; on CPU as many
+    as keep one activation (signals × points × width floats) within ``CPU_SIGNAL_ELEMENTS``.
+
+    On CPU the elementwise ops of a step are memory-bound: once a batch's activations leave the
+    cache, a batched step costs more per signal than one signal alone (measured in
+    docs/benchmarks.md), so CPU batches stop at the cache size.
+    """
+    if device.type != "cpu":
+        return 0
+    return max(1, CPU_SIGNAL_ELEMENTS // max(1, points * width))
+
+
 def make_model(
     model_name: str,
     data: PreparedData,
@@ -113,11 +129,13 @@ def train(
     progress: bool = False,
 ) -> TrainResult:
     """Train one model per signal of ``data`` (in batches of ``settings.signal_batch``)."""
-    parse_model_name(model_name)
+    spec = parse_model_name(model_name)
     check_finite_inputs(data)
     result = TrainResult(device_options=apply_device_options(settings, device))
     started = time.perf_counter()
-    for first, count in signal_chunks(data.num_signals, settings.signal_batch):
+    points = len(data.train_coords) if task.full_batch else settings.batch_size or 65536
+    batch = settings.signal_batch or auto_signal_batch(device, points, spec.width)
+    for first, count in signal_chunks(data.num_signals, batch):
         chunk = _train_chunk(
             task, data, model_name, seed, settings, device, first, count, checkpointer, progress
         )
