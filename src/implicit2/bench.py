@@ -436,15 +436,17 @@ def plot_efficiency(payload: dict[str, Any], stem: Path) -> list[Path]:
         if machine["device"].startswith("cuda")
         else ("saved for backward (MiB)")
     )
+    params = [p[0] for points in series.values() for p in points]
     for axis, label in ((time_axis, "time per step (ms)"), (memory_axis, memory_label)):
-        axis.set_xscale("log")
+        if max(params) > 10 * min(params):  # a log axis over less than a decade has no labels
+            axis.set_xscale("log")
         axis.set_xlabel("parameters")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
     time_axis.legend(fontsize=7)
     figure.suptitle(
         f"{settings['image']} {settings['size']}², {settings['steps']} steps, "
-        f"{machine['device_name']} ({machine['threads']} threads)",
+        f"{machine['device_name']} ({machine['threads']} CPU threads)",
         fontsize=9,
     )
     written = []
