@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from implicit2.allocator import keep_freed_memory
+
 COMMANDS: dict[str, str] = {
     "download": "fetch one dataset's raw files (or generate a demo signal)",
     "prepare": "turn raw files into the canonical results/data/{task}/{dataset}.npz",
@@ -41,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         build_parser().parse_args(argv)  # prints usage/help or the error, then exits
         return 2
     command = argv[position]
+    keep_freed_memory()
     module = importlib.import_module(f"implicit2.commands.{command}")
     command_parser = argparse.ArgumentParser(
         prog=f"implicit2 {command}", description=COMMANDS[command]
