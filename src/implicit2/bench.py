@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from implicit2 import io as atomic
 from implicit2.models import INR, build_model, count_parameters, parse_model_name
+from implicit2.models.base import check_coordinates
 from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
 from implicit2.settings import TrainSettings, apply_device_options, resolve_device
 from implicit2.tasks import get_task
@@ -244,6 +245,8 @@ def bench_model(
     ).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     x = coords.unsqueeze(0)
+    # Checked once, as the trainer does; the loop calls model.run (no per-step host read).
+    check_coordinates(x, in_dim, model.num_signals)
     target = (image * 2 - 1).unsqueeze(0)
     cache = None
     times: list[float] = []
@@ -259,7 +262,7 @@ def bench_model(
             counter or contextlib.nullcontext(),
             meter.track() if meter else contextlib.nullcontext(),
         ):
-            out = model(x, z0=cache, solve=cache is None)
+            out = model.run(x, z0=cache, solve=cache is None)
             loss = (out.y - target).square().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
