@@ -178,46 +178,6 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 
-#: Dataset name → task for the paper's and the demo's datasets (used when a config block gives
-#: no ``task``). :mod:`implicit2.data.registry` is consulted first when it can be imported.
-KNOWN_DATASETS: dict[str, str] = {
-    "camera": "image_representation",
-    "celeba": "image_representation",
-    "nature": "image_generalization",
-    "text": "image_generalization",
-    "bach": "audio",
-    "counting": "audio",
-    "cat": "video",
-    "bikes": "video",
-    "dragon": "occupancy",
-    "buddha": "occupancy",
-    "bunny": "occupancy",
-    "armadillo": "occupancy",
-    "lucy": "occupancy",
-    "demo_faces": "image_representation",
-    "demo_nature": "image_generalization",
-    "demo_chirp": "audio",
-    "demo_shape": "occupancy",
-}
-#: File suffix → task, for a local ``path`` without ``task`` (npz/npy are ambiguous: say ``task``).
-SUFFIX_TASKS: dict[str, str] = {
-    ".png": "image_representation",
-    ".jpg": "image_representation",
-    ".jpeg": "image_representation",
-    ".tif": "image_representation",
-    ".tiff": "image_representation",
-    ".bmp": "image_representation",
-    ".wav": "audio",
-    ".flac": "audio",
-    ".mp4": "video",
-    ".avi": "video",
-    ".mov": "video",
-    ".ply": "occupancy",
-    ".obj": "occupancy",
-    ".stl": "occupancy",
-    ".off": "occupancy",
-}
-
 #: The schema, in the source checkout (the Snakefile passes its own path explicitly).
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -288,17 +248,10 @@ def parse_model_name(name: str) -> ModelSpec:
 
 
 def known_datasets() -> dict[str, str]:
-    """Dataset name → task for every dataset the data registry knows (plus the paper's/demo's)."""
-    known = dict(KNOWN_DATASETS)
-    try:
-        from implicit2.data.registry import DATASETS
-    except ImportError:  # pragma: no cover - the registry ships with the package
-        return known
-    for name, entry in DATASETS.items():
-        task = getattr(entry, "task", None)
-        if task in TASKS_NAMES:
-            known[name] = task
-    return known
+    """Dataset name → task for every dataset of the data registry (the paper's and the demo's)."""
+    from implicit2.data.registry import DATASETS
+
+    return {name: entry.task for name, entry in DATASETS.items() if entry.task in TASKS_NAMES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -486,7 +439,9 @@ def _infer_dataset_task(
     name: str, block: Mapping[str, Any], known: Mapping[str, str]
 ) -> str | None:
     if "path" in block:
-        return SUFFIX_TASKS.get(Path(str(block["path"])).suffix.lower())
+        from implicit2.tasks.infer import task_of_suffix
+
+        return task_of_suffix(str(block["path"]))
     return known.get(name)
 
 

@@ -33,6 +33,11 @@ _BY_SUFFIX = {
 }
 
 
+def task_of_suffix(path: str | os.PathLike[str]) -> str | None:
+    """The task a file's suffix alone names (None for npy/npz and unknown suffixes)."""
+    return _BY_SUFFIX.get(Path(path).suffix.lower())
+
+
 def infer_task(path: str | os.PathLike[str]) -> str:
     """The task a file most likely feeds (see the module docstring for the rule).
 
