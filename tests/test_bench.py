@@ -65,6 +65,23 @@ def test_signals_compare_sequential(tmp_path: Path):
     assert figures["batched_saved_bytes_per_step"] > 2 * figures["sequential_saved_bytes_per_step"]
 
 
+def test_sequential_on_a_subset_is_scaled_to_all_signals(tmp_path: Path):
+    out = tmp_path / "subset.json"
+    argv = ["bench", "--models", "deq-fourier-1L16D", *COMMON, "--signals", "4"]
+    argv += ["--compare-sequential", "--sequential-signals", "2"]
+    assert main([*argv, "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    figures = payload["models"]["deq-fourier-1L16D"]
+    assert payload["settings"]["sequential_signals"] == figures["sequential_signals"] == 2
+    assert figures["sequential_seconds"] == pytest.approx(
+        2 * figures["sequential_seconds_measured"]
+    )
+    assert len(figures["psnr_batched"]) == 4 and len(figures["psnr_sequential"]) == 2
+    assert 0.0 <= figures["psnr_max_abs_diff"] < 1e-3
+    assert main([*argv[:-1], "5", "--out", str(out)]) == 2  # M > K
+    assert main([*argv[:-3], "--sequential-signals", "2", "--out", str(out)]) == 2  # no compare
+
+
 def test_signals_without_comparison_and_argument_errors(tmp_path: Path):
     out = tmp_path / "b.json"
     argv = ["bench", "--models", "mfn-fourier-1L16D", *COMMON, "--signals", "2"]

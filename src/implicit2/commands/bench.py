@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --signals: also train the crops one by one and compare time and PSNR",
     )
+    batched.add_argument(
+        "--sequential-signals",
+        type=int,
+        default=None,
+        help="with --compare-sequential: train only the first M signals one by one and scale "
+        "their time by K / M (sequential_seconds_measured keeps the clock)",
+    )
     batched.add_argument("--crop-seed", type=int, default=0, help="seed of the crop positions")
     batched.add_argument(
         "--data", type=Path, default=None, help="with --signals: a prepared .npz instead of crops"
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         args.device,
         signals=args.signals,
         compare_sequential=args.compare_sequential,
+        sequential_signals=args.sequential_signals,
         crop_seed=args.crop_seed,
         tf32=not args.no_tf32,
         data_path=args.data,
