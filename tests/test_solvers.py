@@ -90,6 +90,43 @@ def test_slow_signal_keeps_all_signals_iterating(name: str, dtype: torch.dtype, 
     assert all(r < tol for r in relative_residuals(f_mixed, z))
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_each_signal_of_a_batch_gets_the_iterate_it_gets_alone(name: str):
+    """A fast signal is frozen at its own stop while a slow one keeps the batch running."""
+    solve = get_solver(name)
+    norms = [0.97, 0.3, 0.6]
+    f = contraction(norms)
+    z0 = torch.zeros(3, 24, 8, dtype=torch.float64)
+    z, stats = solve(f, z0, tol=1e-6, max_iter=1000)
+    alone_steps = []
+    for s in range(len(norms)):
+
+        def f_alone(zs: Tensor, s: int = s) -> Tensor:
+            padded = torch.zeros_like(z0)
+            padded[s] = zs
+            return f(padded)[s]
+
+        zs, single = solve(f_alone, z0[s], tol=1e-6, max_iter=1000)
+        torch.testing.assert_close(z[s], zs, rtol=1e-12, atol=1e-14)
+        alone_steps.append(single.steps)
+    assert stats.steps == max(alone_steps) > min(alone_steps)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_diverging_signal_does_not_stop_the_others(name: str):
+    f_good = contraction([0.5, 0.5, 0.5])
+
+    def f(z: Tensor) -> Tensor:
+        out = f_good(z).clone()
+        out[1] = 1e200 * (z[1] + 1.0)
+        return out
+
+    z, stats = get_solver(name)(f, torch.zeros(3, 24, 8, dtype=torch.float64), max_iter=200)
+    assert not stats.converged and stats.steps < 200
+    residuals = relative_residuals(f_good, z)
+    assert residuals[0] < 1e-3 and residuals[2] < 1e-3
+
+
 def test_acceleration_beats_fixed_point_on_slow_contraction():
     f = contraction([0.97])
     z0 = torch.zeros(24, 8, dtype=torch.float64)

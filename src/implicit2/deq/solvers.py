@@ -3,8 +3,10 @@
 Every solver has the signature ``solve(f, z0, *, tol, max_iter) -> (z_star, SolverStats)`` and
 looks for z = f(z). It stops once the relative residual ‖f(z) − z‖ / (‖f(z)‖ + eps) is below
 ``tol`` or after ``max_iter`` evaluations of f (one per iteration). A state of shape (S, N, D)
-holds S independent signals: the residual is then taken per signal (norm over N and D) and the
-solver stops when the largest one is below ``tol``; a state of any other shape is one signal.
+holds S independent signals: the residual is then taken per signal (norm over N and D), each
+signal's result is frozen at its own stop (so a signal solved in a batch gets exactly the
+iterate it would get alone) and the solve ends when every signal has stopped; a state of any
+other shape is one signal.
 
 The solvers call ``f`` under the caller's grad mode (models call them inside ``torch.no_grad()``)
 and work on any floating dtype and device. The stopping rule is evaluated on the device every
@@ -83,12 +85,13 @@ class Solver(Protocol):
 class _Monitor:
     """Residual bookkeeping shared by the solvers, kept on the device.
 
-    Works on flat states of shape (S, P). Every iteration's residuals, the stopping decision and,
-    with ``keep_best``, each signal's best iterate (the one with the lowest relative residual;
-    Anderson and Broyden need not decrease monotonically) are tensor operations without a host
-    sync. Once the stopping rule holds the monitor is *done*: later iterations change nothing it
-    returns, so a solver may run a few iterations past the stop before it looks. The host reads
-    the state only in :meth:`check`, one sync every ``check_every`` iterations.
+    Works on flat states of shape (S, P). Every iteration's residuals, the per-signal stopping
+    decisions and, with ``keep_best``, each signal's best iterate (the one with the lowest
+    relative residual; Anderson and Broyden need not decrease monotonically) are tensor
+    operations without a host sync. Once its stopping rule holds a signal is *done*: later
+    iterations change nothing the monitor returns for it, so a solver may run past a signal's
+    stop (until every signal stops, and until the host looks). The host reads the state only in
+    :meth:`check`, one sync every ``check_every`` iterations.
     """
 
     def __init__(
@@ -102,9 +105,10 @@ class _Monitor:
         self.rel_trace: list[float] = []
         self._pending: list[Tensor] = []  # per unread iteration: (worst abs, worst rel)
         device = z0.device
-        self.done = torch.zeros((), dtype=torch.bool, device=device)
-        self.steps = torch.zeros((), dtype=torch.long, device=device)
-        self.current = torch.full((), math.inf, dtype=z0.dtype, device=device)
+        signals = z0.shape[0]
+        self.done = torch.zeros((signals,), dtype=torch.bool, device=device)
+        self.steps = torch.zeros((signals,), dtype=torch.long, device=device)
+        self.current = torch.full((signals,), math.inf, dtype=z0.dtype, device=device)
         self.best_rel = torch.full((z0.shape[0],), math.inf, dtype=z0.dtype, device=device)
         self.best = z0.clone() if keep_best else None
         self.iterations = 0
@@ -113,22 +117,21 @@ class _Monitor:
     def record(self, z: Tensor, fz: Tensor, diff: Tensor) -> Tensor:
         """Record iterate ``z``, its image ``fz`` and ``diff`` = fz − z (no host sync).
 
-        Returns the 0-d boolean "still running" flag of this iteration (before it is counted).
+        Returns the per-signal "still running" flags (S,) of this iteration (before it counts).
         """
         active = ~self.done
         abs_res = torch.linalg.vector_norm(diff, dim=1)
         rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + EPS)
-        worst_rel = rel_res.amax()  # NaN if any signal's residual is NaN
-        self._pending.append(torch.stack([abs_res.amax(), worst_rel]))
-        self.current = torch.where(active, worst_rel, self.current)
+        self._pending.append(torch.stack([abs_res.amax(), rel_res.amax()]))  # NaN if any is NaN
+        self.current = torch.where(active, rel_res, self.current)
         if self.best is not None:
             improved = (rel_res < self.best_rel) & active
             self.best_rel = torch.where(improved, rel_res, self.best_rel)
             self.best.copy_(torch.where(improved.unsqueeze(1), z, self.best))
-            residual = self.best_rel.amax()
+            residual = self.best_rel
         else:
             residual = self.current
-        stop = (residual < self.tol) | ~torch.isfinite(rel_res).all()
+        stop = (residual < self.tol) | ~torch.isfinite(rel_res)
         self.steps += active.long()
         self.done = self.done | stop
         self.iterations += 1
@@ -139,8 +142,8 @@ class _Monitor:
         capped = self.iterations >= self.max_iter
         if not capped and self.iterations % self.check_every:
             return False
-        best = self.best_rel.amax() if self.best is not None else self.current
-        flags = [self.done, self.steps, best]
+        best = (self.best_rel if self.best is not None else self.current).amax()
+        flags = [self.done.all(), self.steps.amax(), best]
         values = torch.cat(
             [torch.stack([v.double() for v in flags]), torch.stack(self._pending).double().view(-1)]
         ).tolist()  # the one host sync
@@ -224,8 +227,9 @@ def fixed_point(
     while True:
         fz = flat_f(z)
         active = monitor.record(z, fz, torch.sub(fz, z, out=diff))
-        # Between two reads the iteration may run past the stop: keep the image at the stop.
-        result = fz if monitor.check_every == 1 else torch.where(active, fz, result)
+        # Past a signal's stop (other signals still running, or between two host reads) keep
+        # the image at its stop.
+        result = torch.where(active.unsqueeze(1), fz, result)
         z = fz
         if monitor.check():
             return result.view(z0.shape), monitor.stats()
