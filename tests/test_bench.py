@@ -127,3 +127,20 @@ def test_signals_from_a_prepared_dataset(tmp_path: Path):
     assert figures["signals"] == 2 and figures["points"] == 144
     assert figures["psnr_max_abs_diff"] < 1e-3
     assert main([*argv[:-1], "4", "--out", str(out)]) == 2  # only 3 signals in the file
+
+
+def test_no_tf32_reaches_the_trainer(monkeypatch):
+    import implicit2.bench as bench
+
+    seen = []
+    real_train = bench.train
+
+    def spy(task, data, name, seed, settings, device, *args, **kwargs):
+        seen.append(settings.tf32)
+        return real_train(task, data, name, seed, settings, device, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "train", spy)
+    data = bench.crop_dataset(bench.image_crops("camera", 8, 2))
+    device = torch.device("cpu")
+    bench.compare_batched("mfn-fourier-1L8D", data, 4, 1e-3, 8.0, device, True, tf32=False)
+    assert seen == [False, False, False]  # warm-up, batched, one by one

@@ -144,6 +144,7 @@ def compare_batched(
     sequential: bool,
     seed: int = 0,
     sequential_signals: int | None = None,
+    tf32: bool = True,
 ) -> dict[str, Any]:
     """Train one ``name`` model per signal with the pipeline's trainer, at once (and one by one).
 
@@ -161,6 +162,7 @@ def compare_batched(
         log_every=steps,
         checkpoint_every=steps,
         device=str(device),
+        tf32=tf32,
     )
     warm = dataclasses.replace(base, steps=4, log_every=4)  # thread pools, lazy init: untimed
     train(task, subset(data, 1), name, seed, warm, device)
@@ -387,6 +389,7 @@ def run_benchmark(
                 device,
                 compare_sequential,
                 sequential_signals=sequential_signals,
+                tf32=tf32,
             )
     else:
         pixels = load_image(image_name, size)
