@@ -200,13 +200,12 @@ def test_train_record_has_speed_memory_and_device_options(crops: PreparedData):
 
 
 @pytest.mark.slow
-def test_compiled_steps_train_like_eager_ones(crops: PreparedData):
+@pytest.mark.parametrize("model", ["mfn-fourier-1L16D", "deq-fourier-1L16D"])
+def test_compiled_steps_train_like_eager_ones(crops: PreparedData, model: str):
     task = get_task("image_representation")
     psnr = []
     for compile_step in (False, True):
-        result = train(
-            task, crops, "mfn-fourier-1L16D", 0, settings(steps=12, compile=compile_step), CPU
-        )
+        result = train(task, crops, model, 0, settings(steps=12, compile=compile_step), CPU)
         assert summary(result, CPU)["compile"] is compile_step
-        psnr.append(per_signal_psnr(task, crops, "mfn-fourier-1L16D", 0, settings(), result, CPU))
+        psnr.append(per_signal_psnr(task, crops, model, 0, settings(), result, CPU))
     assert np.allclose(psnr[0], psnr[1], atol=1e-3, rtol=0.0)

@@ -133,6 +133,28 @@ def test_onestep_gradient_is_identity_plus_jacobian_transpose() -> None:
     assert relative_error(onestep, flat_grad(model)) < 1e-10
 
 
+def test_onestep_gradient_with_frozen_filters_matches_the_trainable_ones() -> None:
+    """Frozen filters leave h₀ = z + g₀(x) without a graph: J is then taken w.r.t. z* itself."""
+    x = coords(32).double()
+    weights = torch.randn((1, 32, 1), generator=torch.Generator().manual_seed(4)).double()
+    model = small_contraction("onestep")
+    model.zero_grad()
+    loss_of(model, x, weights).backward()
+    reference = {
+        name: p.grad.clone()
+        for name, p in model.named_parameters()
+        if not name.startswith("core.filters")
+    }
+    for param in model.core.filters.parameters():
+        param.requires_grad_(False)
+    model.zero_grad()
+    loss_of(model, x, weights).backward()
+    assert reference and all(p.grad is None for p in model.core.filters.parameters())
+    for name, param in model.named_parameters():
+        if name in reference:
+            torch.testing.assert_close(param.grad, reference[name], rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("filter_type", FILTERS)
 def test_mfn_is_the_deq_map_applied_once_from_zero(filter_type: str) -> None:
     kwargs = {"num_signals": 2, "seed": 3, "input_scale": 16.0, "spectral_norm": True}

@@ -5,6 +5,8 @@ The model finds z* without gradient, then applies f once with gradient::
     z_in = z_star.detach().requires_grad_()
     z_next = attach_backward(kind, f(z_in), z_in)
 
+``z_in`` may also be an intermediate h = z + c(x) with c independent of z (then ∂f/∂h = ∂f/∂z,
+and no gradient is accumulated into a leaf copy of z*: the models pass h₀ = z + g₀(x)).
 ``attach_*`` return a tensor equal to ``z_next`` whose incoming gradient g = ∂ℓ/∂z_next is
 replaced before it flows through f to the parameters (and to x), so that a parameter θ receives
 (∂f/∂θ)ᵀ·v with
@@ -49,7 +51,7 @@ def attach_onestep(z_next: Tensor, z_in: Tensor) -> Tensor:
 
     Args:
         z_next: f(z_in), computed with grad.
-        z_in: the detached fixed point, requiring grad, that f was applied to.
+        z_in: the detached fixed point, requiring grad, that f was applied to (or h = z + c(x)).
 
     Returns:
         A tensor equal to ``z_next`` (a view; ``z_next`` itself is left untouched). Returned as is
@@ -76,7 +78,7 @@ def attach_implicit(
 
     Args:
         z_next: f(z_in), computed with grad.
-        z_in: the detached fixed point, requiring grad, that f was applied to.
+        z_in: the detached fixed point, requiring grad, that f was applied to (or h = z + c(x)).
         solver: name of the solver for the backward fixed point (started from u = g).
         tol: relative-residual tolerance of the backward solve.
         max_iter: iteration cap of the backward solve (one vector–Jacobian product each).
@@ -129,7 +131,7 @@ def attach_backward(kind: str, z_next: Tensor, z_in: Tensor, **options: Any) -> 
     Args:
         kind: gradient name, see ``GRADIENTS``.
         z_next: f(z_in), computed with grad.
-        z_in: the detached fixed point, requiring grad.
+        z_in: the detached fixed point, requiring grad (or h = z + c(x), see the module doc).
         **options: passed to :func:`attach_implicit` (solver, tol, max_iter, on_stats).
 
     Raises:

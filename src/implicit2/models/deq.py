@@ -78,8 +78,16 @@ class DEQINR(INR):
         elif self.gradient == "unrolled":
             z_next = unrolled(f, z_star, self.unroll_steps)
         else:
-            z_in = z_star.detach().requires_grad_()
-            z_next = attach_backward(self.gradient, f(z_in), z_in)
+            # Differentiate f's layers with respect to h₀ = z + g₀(x) (same Jacobian as with
+            # respect to z), so no gradient is accumulated into a detached copy of z*.
+            # torch.compile hides intermediates from autograd.grad, and with frozen filters h₀
+            # has no graph: then J is taken with respect to a leaf copy of z* instead.
+            z_in = z_star.detach()
+            h0 = wrt = self.core.enter(z_in, context)
+            if torch.compiler.is_compiling() or not h0.requires_grad:
+                wrt = z_in.requires_grad_()
+                h0 = self.core.enter(wrt, context)
+            z_next = attach_backward(self.gradient, self.core.layers(h0, context), wrt)
         return INROutput(self.core.decode(z_next), z_next.detach(), steps, residual)
 
 

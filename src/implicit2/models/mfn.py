@@ -90,7 +90,18 @@ class MultiplicativeFilterNetwork(nn.Module):
 
     def step(self, z: Tensor | None, context: Context) -> Tensor:
         """One application f(z, x); ``z=None`` means z = 0 (the explicit network)."""
-        h = context.first if z is None else z + context.first
+        return self.layers(self.enter(z, context), context)
+
+    def enter(self, z: Tensor | None, context: Context) -> Tensor:
+        """h₀ = z + g₀(x) (SIREN-like: z + sin(a₀(x))); ``z=None`` means z = 0.
+
+        ∂h₀/∂z = I, so the Jacobian of f with respect to z equals that of :meth:`layers` with
+        respect to h₀ (DEQ backward passes differentiate with respect to h₀).
+        """
+        return context.first if z is None else z + context.first
+
+    def layers(self, h: Tensor, context: Context) -> Tensor:
+        """h₀ → h_L through the L filtered (or sine) layers."""
         if self.filter_type == "siren":
             for term, weight in zip(context.terms, context.weights, strict=True):
                 h = torch.sin(torch.baddbmm(term, h, weight))
