@@ -30,6 +30,8 @@ def test_single_image_interface_is_unchanged(tmp_path: Path):
     assert main(["bench", "--models", *models, *COMMON, "--out", str(out)]) == 0
     payload = json.loads(out.read_text())
     assert {"matmul_gflops", "device", "threads"} <= set(payload["machine"])
+    readings = payload["machine"]["matmul_gflops_readings"]
+    assert len(readings) == 2 and payload["machine"]["matmul_gflops"] == max(readings) > 0
     assert payload["machine"]["device"] == "cpu" and payload["machine"]["threads"] == 1
     assert list(payload["models"]) == models
     keys = {"step_seconds_median", "saved_bytes_per_step", "peak_memory_bytes", "step_gflop"}
@@ -38,6 +40,9 @@ def test_single_image_interface_is_unchanged(tmp_path: Path):
         assert keys <= set(figures), name
         assert figures["step_seconds_median"] > 0 and figures["step_gflop"] > 0
         assert figures["peak_memory_bytes"] == figures["saved_bytes_per_step"] > 0
+        assert figures["matmul_fraction"] == pytest.approx(
+            figures["gflops"] / payload["machine"]["matmul_gflops"]
+        )
     assert payload["models"]["deq-fourier-1L16D"]["solver_steps_first"] > 1
     assert payload["models"]["mfn-fourier-1L16D"]["solver_steps_first"] == 0
     # two layers cost more than one

@@ -112,10 +112,11 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             log.info(
-                "%s: %.4f s/step, %.1f GFLOP/s, PSNR %.2f dB",
+                "%s: %.4f s/step, %.1f GFLOP/s (%.1f %% of matmul), PSNR %.2f dB",
                 name,
                 figures["step_seconds_median"],
                 figures["gflops"] or 0.0,
+                100.0 * figures.get("matmul_fraction", 0.0),
                 figures["psnr"],
             )
     return 0
