@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from implicit2.models.layers import stacked, uniform
+from implicit2.models.layers import linear, stacked, uniform
 
 
 def _frequencies(rngs: list[np.random.Generator], in_dim: int, width: int, scale: float) -> Tensor:
@@ -30,7 +30,7 @@ class FourierFilter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(S|1, N, in_dim) → (S, N, width)."""
-        return torch.sin(_affine(x, self.omega, self.phase))
+        return torch.sin(linear(x, self.omega, self.phase))
 
 
 class GaborFilter(nn.Module):
@@ -56,10 +56,10 @@ class GaborFilter(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """(S|1, N, in_dim) → (S, N, width)."""
         # ‖x − μ‖² = ‖x‖² − 2 x·μ + ‖μ‖², computed with one small matmul.
-        squared = x.square().sum(-1, keepdim=True) - 2 * torch.matmul(x, self.mu)
+        squared = x.square().sum(-1, keepdim=True) - 2 * linear(x, self.mu)
         squared = squared + self.mu.square().sum(-2, keepdim=True)
         envelope = torch.exp(-0.5 * torch.relu(self.gamma) * squared)
-        return torch.sin(_affine(x, self.omega, self.phase)) * envelope
+        return torch.sin(linear(x, self.omega, self.phase)) * envelope
 
 
 class SirenFilter(nn.Module):
@@ -72,48 +72,7 @@ class SirenFilter(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """(S|1, N, in_dim) → (S, N, width): the pre-activation input term."""
-        return _affine(x, self.omega, self.phase)
-
-
-#: Rows per block of :func:`_affine`'s blocked product (a divisor of N near this is used).
-BLOCK_ROWS = 1024
-
-#: Output size (S·N·D) from which :func:`_affine` blocks on CPU; below it the plain product wins.
-BLOCK_MIN_ELEMENTS = 1 << 20
-
-
-def _affine(x: Tensor, omega: Tensor, phase: Tensor) -> Tensor:
-    """x Ω + φ for (S|1, N, k) coordinates, (S, k, D) frequencies and (S, 1, D) phases.
-
-    Written as [x, 1] · [Ω; φ] over blocks of rows: one (N × k+1)·(k+1 × D) product per signal
-    is a very skinny matmul, slow on CPU both ways (its weight gradient, [x, 1]ᵀ G, has inner
-    size N); cut into B blocks it becomes a batched product whose weight gradient autograd sums
-    over the blocks, 2-3× faster on CPU from 2²⁰ output elements (forward and backward of a
-    65,536 × 256 filter: 28.6 → 14.2 ms), and the phase needs no separate broadcast or sum.
-    Small outputs and accelerators keep the plain product.
-    """
-    signals, points, width = omega.shape[0], x.shape[1], omega.shape[-1]
-    large = x.device.type == "cpu" and signals * points * width >= BLOCK_MIN_ELEMENTS
-    rows = _block_rows(points) if large else None
-    if rows is None:  # one product per signal
-        if x.shape[0] == signals:
-            return torch.baddbmm(phase, x, omega)
-        return torch.matmul(x, omega) + phase
-    blocks = points // rows
-    x1 = torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1)
-    weight = torch.cat([omega, phase], dim=1).unsqueeze(1)  # (S, 1, k+1, D)
-    out = torch.matmul(x1.view(x.shape[0], blocks, rows, x1.shape[-1]), weight)
-    return out.view(signals, points, width)
-
-
-def _block_rows(points: int) -> int | None:
-    """The divisor of ``points`` in [BLOCK_ROWS / 4, 4 · BLOCK_ROWS] closest to BLOCK_ROWS."""
-    candidates = [
-        rows
-        for rows in range(BLOCK_ROWS // 4, 4 * BLOCK_ROWS + 1)
-        if points % rows == 0 and points // rows > 1
-    ]
-    return min(candidates, key=lambda rows: abs(rows - BLOCK_ROWS), default=None)
+        return linear(x, self.omega, self.phase)
 
 
 FILTERS = ("fourier", "gabor", "siren")

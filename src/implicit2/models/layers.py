@@ -27,6 +27,62 @@ def uniform(rngs: list[np.random.Generator], bound: float, shape: tuple[int, ...
     return stacked([rng.uniform(-bound, bound, size=shape) for rng in rngs])
 
 
+#: Rows per block of a blocked product (the divisor of N nearest to this is used).
+BLOCK_ROWS = 1024
+
+#: Size (S · N · the wider side) from which a skinny product is blocked on CPU.
+BLOCK_MIN_ELEMENTS = 1 << 20
+
+#: A weight with a side this small (coordinates in, or a few outputs) makes a skinny product.
+SKINNY_SIDE = 4
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x W + b with a leading signal axis: (S|1, N, k) · (S, k, D) + (S, 1, D) → (S, N, D).
+
+    A skinny product (coordinates in: k ≤ ``SKINNY_SIDE``; or 2 to ``SKINNY_SIDE`` outputs) over
+    many points is slow on CPU both ways, its weight gradient xᵀG having inner size N. Large ones
+    are therefore cut into blocks of rows: a batched product whose weight gradient autograd sums
+    over the blocks. Forward and backward on 2 cores, 65,536 points: a width-256 filter 28.6 →
+    14.2 ms, an RGB decoder from width 256 128 → 51 ms; a one-output decoder is faster plain
+    (27 vs 58 ms), so it stays plain. A narrow input also takes the bias as a column of ones (no
+    separate pass over the wide output). Small products and accelerators use one plain product.
+    """
+    signals, points = weight.shape[0], x.shape[1]
+    k, width = weight.shape[-2:]
+    rows = _block_rows(points) if _worth_blocking(x, weight) else None
+    if rows is None:
+        if bias is None:
+            return torch.matmul(x, weight)
+        if x.shape[0] == signals:
+            return torch.baddbmm(bias, x, weight)
+        return torch.matmul(x, weight) + bias
+    if bias is not None and k <= width:
+        x = torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1)
+        weight, bias = torch.cat([weight, bias], dim=1), None
+    blocks = x.view(x.shape[0], points // rows, rows, x.shape[-1])
+    out = torch.matmul(blocks, weight.unsqueeze(1)).view(signals, points, width)
+    return out if bias is None else out + bias
+
+
+def _worth_blocking(x: Tensor, weight: Tensor) -> bool:
+    k, width = weight.shape[-2:]
+    size = weight.shape[0] * x.shape[1] * max(k, width)
+    skinny = k <= SKINNY_SIDE or 2 <= width <= SKINNY_SIDE
+    return x.device.type == "cpu" and skinny and size >= BLOCK_MIN_ELEMENTS
+
+
+def _block_rows(points: int) -> int | None:
+    """The divisor of ``points`` in [BLOCK_ROWS / 4, 4 · BLOCK_ROWS] closest to BLOCK_ROWS
+    that makes at least two blocks, or None."""
+    candidates = [
+        rows
+        for rows in range(BLOCK_ROWS // 4, 4 * BLOCK_ROWS + 1)
+        if points % rows == 0 and points // rows > 1
+    ]
+    return min(candidates, key=lambda rows: abs(rows - BLOCK_ROWS), default=None)
+
+
 class StackedLinear(nn.Module):
     """S independent affine maps: (S|1, N, in) → (S, N, out), weight stored as (S, in, out).
 
@@ -49,7 +105,4 @@ class StackedLinear(nn.Module):
 
     def forward(self, x: Tensor, weight: Tensor | None = None) -> Tensor:
         """Apply the map; ``weight`` overrides the stored weight (e.g. spectrally normalised)."""
-        weight = self.weight if weight is None else weight
-        if x.shape[0] == weight.shape[0]:
-            return torch.baddbmm(self.bias, x, weight)
-        return torch.matmul(x, weight) + self.bias
+        return linear(x, self.weight if weight is None else weight, self.bias)
