@@ -24,7 +24,10 @@ def _restore_threads():
     torch.set_num_threads(threads)
 
 
-def test_single_image_interface_is_unchanged(tmp_path: Path):
+def test_single_image_interface_is_unchanged(tmp_path: Path, monkeypatch):
+    import implicit2.bench
+
+    monkeypatch.setattr(implicit2.bench, "PROBE_EVERY", 2)  # reference matmuls at steps 4
     out = tmp_path / "bench.json"
     models = ["deq-fourier-1L16D", "mfn-fourier-1L16D", "mfn-fourier-2L16D"]
     assert main(["bench", "--models", *models, *COMMON, "--out", str(out)]) == 0
@@ -42,6 +45,10 @@ def test_single_image_interface_is_unchanged(tmp_path: Path):
         assert figures["peak_memory_bytes"] == figures["saved_bytes_per_step"] > 0
         assert figures["matmul_fraction"] == pytest.approx(
             figures["gflops"] / payload["machine"]["matmul_gflops"]
+        )
+        assert figures["matmul_gflops_during"] > 0
+        assert figures["matmul_fraction_during"] == pytest.approx(
+            figures["gflops"] / figures["matmul_gflops_during"]
         )
     assert payload["models"]["deq-fourier-1L16D"]["solver_steps_first"] > 1
     assert payload["models"]["mfn-fourier-1L16D"]["solver_steps_first"] == 0

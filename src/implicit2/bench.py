@@ -32,6 +32,9 @@ from implicit2.train import TrainResult, make_model, summary, train
 
 log = logging.getLogger(__name__)
 
+#: Steps between two reference matmuls timed during a model's run (see ``bench_model``).
+PROBE_EVERY = 10
+
 #: Row cap of the reference matmul (a K-signal batch of large images would not fit twice).
 MATMUL_MAX_ROWS = 1 << 20
 
@@ -213,19 +216,28 @@ def image_grid(size: int) -> torch.Tensor:
     return torch.stack([cols, rows], dim=-1).reshape(-1, 2)
 
 
-def matmul_gflops(points: int, width: int, device: torch.device, repeats: int = 20) -> float:
-    """GFLOP/s of a plain (points × width) @ (width × width) float32 matmul (median of repeats)."""
-    a = torch.randn(points, width, device=device)
-    b = torch.randn(width, width, device=device)
-    out = torch.empty(points, width, device=device)
-    times = []
-    for _ in range(repeats + 2):
-        _sync(device)
+class MatmulProbe:
+    """Times a plain (points × width) @ (width × width) float32 matmul: the attainable GFLOP/s."""
+
+    def __init__(self, points: int, width: int, device: torch.device) -> None:
+        self.device = device
+        self.a = torch.randn(points, width, device=device)
+        self.b = torch.randn(width, width, device=device)
+        self.out = torch.empty(points, width, device=device)
+        self.flop = 2.0 * points * width * width
+
+    def seconds(self) -> float:
+        """One timed product."""
+        _sync(self.device)
         start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 2.0 * points * width * width / statistics.median(times[2:]) / 1e9
+        torch.mm(self.a, self.b, out=self.out)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+    def gflops(self, repeats: int = 20) -> float:
+        """Median over ``repeats`` products, after two untimed ones."""
+        times = [self.seconds() for _ in range(repeats + 2)][2:]
+        return self.flop / statistics.median(times) / 1e9
 
 
 def psnr(model: INR, coords: torch.Tensor, image: torch.Tensor) -> float:
@@ -248,8 +260,14 @@ def bench_model(
     input_scale: float,
     device: torch.device,
     seed: int = 0,
+    probe: MatmulProbe | None = None,
 ) -> dict[str, Any]:
-    """Train ``name`` full-batch for ``steps`` steps with the amortized schedule and measure it."""
+    """Train ``name`` full-batch for ``steps`` steps with the amortized schedule and measure it.
+
+    With ``probe``, a reference matmul is also timed after every ``PROBE_EVERY``-th step, so the
+    model's GFLOP/s can be compared with the matmul's over the same minutes
+    (``matmul_gflops_during``): this machine's speed drifts by up to 2× between minutes.
+    """
     torch.manual_seed(seed)
     in_dim, out_dim = coords.shape[-1], image.shape[-1]
     model = build_model(
@@ -262,6 +280,7 @@ def bench_model(
     target = (image * 2 - 1).unsqueeze(0)
     cache = None
     times: list[float] = []
+    probe_times: list[float] = []
     flops = saved = first_solver_steps = 0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -290,7 +309,10 @@ def bench_model(
             saved = meter.bytes
         if step >= 3:
             times.append(elapsed)
+            if probe is not None and step % PROBE_EVERY == 0:
+                probe_times.append(probe.seconds())
     median = statistics.median(times) if times else float("nan")
+    during = probe.flop / statistics.median(probe_times) / 1e9 if probe_times else None
     return {
         "step_seconds_median": median,
         "saved_bytes_per_step": saved,
@@ -301,6 +323,8 @@ def bench_model(
         "params": count_parameters(name, in_dim, out_dim),
         "solver_steps_first": first_solver_steps,
         "final_loss": float(loss.detach()),
+        "matmul_gflops_during": during,
+        "matmul_fraction_during": flops / 1e9 / median / during if during and times else None,
     }
 
 
@@ -349,7 +373,8 @@ def run_benchmark(
     options = apply_device_options(TrainSettings(tf32=tf32), device)
     width = max(parse_model_name(name).width for name in models)
     rows = min(size * size * (signals or 1), MATMUL_MAX_ROWS)
-    reference = [matmul_gflops(rows, width, device)]
+    probe = MatmulProbe(rows, width, device)
+    reference = [probe.gflops()]
     machine = {
         "matmul_shape": [rows, width, width],
         "device": str(device),
@@ -397,10 +422,12 @@ def run_benchmark(
         coords = image_grid(size).to(device)
         for name in models:
             log.info("benchmarking %s", name)
-            results[name] = bench_model(name, coords, image, steps, lr, input_scale, device)
+            results[name] = bench_model(
+                name, coords, image, steps, lr, input_scale, device, probe=probe
+            )
     # The reference is timed before and after the models (the machine's speed drifts); the
     # faster reading is the attainable rate, so the ratio to it is the conservative one.
-    reference.append(matmul_gflops(rows, width, device))
+    reference.append(probe.gflops())
     machine["matmul_gflops"] = max(reference)
     machine["matmul_gflops_readings"] = reference
     for figures in results.values():
