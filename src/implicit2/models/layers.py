@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -72,6 +73,7 @@ def _worth_blocking(x: Tensor, weight: Tensor) -> bool:
     return x.device.type == "cpu" and skinny and size >= BLOCK_MIN_ELEMENTS
 
 
+@functools.lru_cache(maxsize=64)
 def _block_rows(points: int) -> int | None:
     """The divisor of ``points`` in [BLOCK_ROWS / 4, 4 · BLOCK_ROWS] closest to BLOCK_ROWS
     that makes at least two blocks, or None."""
