@@ -17,7 +17,16 @@ from implicit2.deq.solvers import SOLVERS
 from implicit2.settings import TrainSettings
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
-from implicit2.train import summary, train
+from implicit2.train import (
+    CPU_SIGNAL_ELEMENTS,
+    DEVICE_MEMORY_SHARE,
+    auto_signal_batch,
+    make_model,
+    saved_bytes_per_signal,
+    step_bytes_per_signal,
+    summary,
+    train,
+)
 
 CPU = torch.device("cpu")
 SRC = str(Path(inspect.getfile(train)).parent)
@@ -209,3 +218,35 @@ def test_compiled_steps_train_like_eager_ones(crops: PreparedData, model: str):
         assert summary(result, CPU)["compile"] is compile_step
         psnr.append(per_signal_psnr(task, crops, model, 0, settings(), result, CPU))
     assert np.allclose(psnr[0], psnr[1], atol=1e-3, rtol=0.0)
+
+
+@pytest.mark.parametrize(
+    "model", ["deq-fourier-1L16D", "mfn-gabor-2L16D", "deq-siren-1L16D", "siren-2L16D", "ffn-1L16D"]
+)
+def test_saved_bytes_probe_predicts_a_full_step(model: str):
+    """Two small probe passes predict what a one-signal step at 48² points saves for backward."""
+    task = get_task("image_representation")
+    image = crop_dataset(image_crops("camera", 48, 1, seed=2))
+    points = len(image.train_coords)
+    result = train(task, image, model, 0, settings(steps=3), CPU)
+    measured = summary(result, CPU)["saved_bytes_per_step"]
+    probe = make_model(model, image, settings(), 0, 0, 1, CPU)
+    predicted = saved_bytes_per_signal(task, image, probe, points)
+    assert measured > 100_000
+    assert predicted == pytest.approx(measured, rel=0.02)
+
+
+def test_auto_signal_batch_fills_free_device_memory(crops: PreparedData, monkeypatch):
+    task = get_task("image_representation")
+    points = len(crops.train_coords)
+    per_signal = step_bytes_per_signal(task, crops, "deq-fourier-1L16D", settings(), points)
+    activation = points * 16 * 4
+    assert per_signal > 8 * activation  # saved tensors + workspace + parameter state
+    cuda = torch.device("cuda")
+    free = 1e9
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (int(free), int(2 * free)))
+    batch = auto_signal_batch(cuda, points, 16, lambda: per_signal)
+    assert batch == int(DEVICE_MEMORY_SHARE * free // per_signal) and batch > 1
+    assert auto_signal_batch(cuda, points, 16, lambda: 10 * free) == 1  # one signal at least
+    assert auto_signal_batch(CPU, points, 16, lambda: 0.0) == CPU_SIGNAL_ELEMENTS // (points * 16)
+    assert auto_signal_batch(torch.device("mps"), points, 16, lambda: 0.0) == 0  # all at once

@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 
 #: On CPU, ``signal_batch: 0`` batches at most this many activation elements (8 MiB of float32).
 CPU_SIGNAL_ELEMENTS = 1 << 21
+#: On CUDA, ``signal_batch: 0`` fills at most this share of the free device memory.
+DEVICE_MEMORY_SHARE = 0.8
+#: Besides what autograd saves, a step's peak holds up to this many activations of points ×
+#: width floats (warm-start state, solver iterates, gradients in flight): 2.3–6.3 measured on an
+#: H200 for the paper's models (docs/benchmarks.md), rounded up for a margin.
+WORKSPACE_ACTIVATIONS = 8
+#: Point counts of the two probe steps that measure a model's saved bytes per point.
+PROBE_POINTS = (256, 512)
 
 #: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
 Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
@@ -83,17 +91,68 @@ def signal_chunks(num_signals: int, signal_batch: int) -> list[tuple[int, int]]:
     return [(first, min(size, num_signals - first)) for first in range(0, num_signals, size)]
 
 
-def auto_signal_batch(device: torch.device, points: int, width: int) -> int:
-    """The batch size that ``signal_batch: 0`` means: all signals on accelerators; on CPU as many
-    as keep one activation (signals × points × width floats) within ``CPU_SIGNAL_ELEMENTS``.
+def auto_signal_batch(
+    device: torch.device, points: int, width: int, step_bytes: Callable[[], float]
+) -> int:
+    """The batch size that ``signal_batch: 0`` means.
 
-    On CPU the elementwise ops of a step are memory-bound: once a batch's activations leave the
-    cache, a batched step costs more per signal than one signal alone (measured in
-    docs/benchmarks.md), so CPU batches stop at the cache size.
+    On CPU, as many signals as keep one activation (signals × points × width floats) within
+    ``CPU_SIGNAL_ELEMENTS``: the elementwise ops of a step are memory-bound, and once a batch's
+    activations leave the cache a batched step costs more per signal than one signal alone
+    (measured in docs/benchmarks.md). On CUDA, as many as fit ``DEVICE_MEMORY_SHARE`` of the
+    free memory at ``step_bytes()`` bytes per signal. Elsewhere 0: all at once.
     """
-    if device.type != "cpu":
+    if device.type == "cpu":
+        return max(1, CPU_SIGNAL_ELEMENTS // max(1, points * width))
+    if device.type != "cuda":
         return 0
-    return max(1, CPU_SIGNAL_ELEMENTS // max(1, points * width))
+    free, _total = torch.cuda.mem_get_info(device)
+    per_signal = max(1.0, step_bytes())
+    batch = max(1, int(DEVICE_MEMORY_SHARE * free // per_signal))
+    log.info(
+        "signal_batch 0: %d signals per pass (%.2f GB free, ≈ %.1f MB per signal)",
+        batch,
+        free / 1e9,
+        per_signal / 1e6,
+    )
+    return batch
+
+
+def step_bytes_per_signal(
+    task: Task,
+    data: PreparedData,
+    model_name: str,
+    settings: TrainSettings,
+    points: int,
+) -> float:
+    """Device bytes one signal's training step at ``points`` points needs (an estimate): the bytes
+    autograd saves (:func:`saved_bytes_per_signal`), ``WORKSPACE_ACTIVATIONS`` activations, and
+    the parameters with their gradients and Adam moments."""
+    model = make_model(model_name, data, settings, 0, 0, 1, torch.device("cpu"))
+    saved = saved_bytes_per_signal(task, data, model, points)
+    workspace = WORKSPACE_ACTIVATIONS * points * parse_model_name(model_name).width * 4
+    parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return saved + workspace + 4 * parameter_bytes
+
+
+def saved_bytes_per_signal(task: Task, data: PreparedData, model: INR, points: int) -> float:
+    """Bytes a training step of the one-signal CPU ``model`` saves for backward at ``points``
+    points, extrapolated from two forward passes at ``PROBE_POINTS`` points (the same count on
+    every device)."""
+    model.train()
+    forward = training_forward(model, task, compile_step=False)
+    saved = []
+    for count in PROBE_POINTS:
+        take = np.arange(count) % len(data.train_coords)
+        x = torch.from_numpy(data.train_coords[take]).unsqueeze(0)
+        y = torch.from_numpy(data.train_targets[:1, take])
+        z0 = x.new_zeros((1, count, model.state_dim)) if model.state_dim > 0 else None
+        meter = SavedTensorMeter()
+        with meter.track():
+            forward(x, y, z0)
+        saved.append(meter.bytes)
+    (low, high), (small, large) = PROBE_POINTS, saved
+    return small + (large - small) / (high - low) * (points - low)
 
 
 def make_model(
@@ -134,7 +193,12 @@ def train(
     result = TrainResult(device_options=apply_device_options(settings, device))
     started = time.perf_counter()
     points = len(data.train_coords) if task.full_batch else settings.batch_size or 65536
-    batch = settings.signal_batch or auto_signal_batch(device, points, spec.width)
+    batch = settings.signal_batch or auto_signal_batch(
+        device,
+        points,
+        spec.width,
+        lambda: step_bytes_per_signal(task, data, model_name, settings, points),
+    )
     for first, count in signal_chunks(data.num_signals, batch):
         chunk = _train_chunk(
             task, data, model_name, seed, settings, device, first, count, checkpointer, progress
