@@ -51,7 +51,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """
     signals, points = weight.shape[0], x.shape[1]
     k, width = weight.shape[-2:]
-    rows = _block_rows(points) if _worth_blocking(x, weight) else None
+    rows = _rows_per_block(points) if _worth_blocking(x, weight) else None
     if rows is None:
         if bias is None:
             return torch.matmul(x, weight)
@@ -71,6 +71,13 @@ def _worth_blocking(x: Tensor, weight: Tensor) -> bool:
     size = weight.shape[0] * x.shape[1] * max(k, width)
     skinny = k <= SKINNY_SIDE or 2 <= width <= SKINNY_SIDE
     return x.device.type == "cpu" and skinny and size >= BLOCK_MIN_ELEMENTS
+
+
+def _rows_per_block(points: int) -> int | None:
+    # torch.compile traces through an lru_cache (and warns): give it the plain function.
+    if torch.compiler.is_compiling():
+        return _block_rows.__wrapped__(points)
+    return _block_rows(points)
 
 
 @functools.lru_cache(maxsize=64)
