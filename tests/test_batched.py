@@ -22,6 +22,7 @@ from implicit2.train import (
     DEVICE_MEMORY_SHARE,
     auto_signal_batch,
     make_model,
+    make_optimizer,
     saved_bytes_per_signal,
     step_bytes_per_signal,
     summary,
@@ -250,3 +251,25 @@ def test_auto_signal_batch_fills_free_device_memory(crops: PreparedData, monkeyp
     assert auto_signal_batch(cuda, points, 16, lambda: 10 * free) == 1  # one signal at least
     assert auto_signal_batch(CPU, points, 16, lambda: 0.0) == CPU_SIGNAL_ELEMENTS // (points * 16)
     assert auto_signal_batch(torch.device("mps"), points, 16, lambda: 0.0) == 0  # all at once
+
+
+def test_fused_adam_steps_like_the_default_one(crops: PreparedData):
+    """The trainer's fused CPU Adam moves every parameter as the per-tensor (foreach) Adam does."""
+    task = get_task("image_representation")
+    models = [make_model("deq-gabor-1L16D", crops, settings(), 0, 0, 4, CPU) for _ in range(2)]
+    fused = make_optimizer(models[0], 1e-2, CPU)
+    plain = torch.optim.Adam(models[1].parameters(), lr=1e-2, foreach=True)
+    assert fused.defaults["fused"] is True
+    x = torch.from_numpy(crops.train_coords).unsqueeze(0)
+    y = torch.from_numpy(crops.train_targets)
+    for _ in range(5):
+        for model, optimizer in zip(models, (fused, plain), strict=True):
+            optimizer.zero_grad()
+            out = model.run(x, z0=None, solve=True)
+            task.loss(out.y, y).sum().backward()
+            optimizer.step()
+    start = make_model("deq-gabor-1L16D", crops, settings(), 0, 0, 4, CPU)
+    pairs = zip(models[0].parameters(), start.parameters(), strict=True)
+    assert all(not torch.equal(trained, initial) for trained, initial in pairs)
+    for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

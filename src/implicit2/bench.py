@@ -28,7 +28,7 @@ from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
 from implicit2.settings import TrainSettings, apply_device_options, resolve_device
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData, Task
-from implicit2.train import TrainResult, make_model, summary, train
+from implicit2.train import TrainResult, make_model, make_optimizer, summary, train
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ def bench_model(
     model = build_model(
         name, in_dim, out_dim, seed=seed, input_scale=input_scale, spectral_norm=True
     ).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = make_optimizer(model, lr, device)
     x = coords.unsqueeze(0)
     # Checked once, as the trainer does; the loop calls model.run (no per-step host read).
     check_coordinates(x, in_dim, model.num_signals)

@@ -177,6 +177,13 @@ def make_model(
     return model.to(device)
 
 
+def make_optimizer(model: INR, lr: float, device: torch.device) -> torch.optim.Adam:
+    """Adam over ``model``'s parameters; on CPU and CUDA its fused kernel (one pass over the
+    parameters instead of a dozen per-tensor ops: the per-step fixed cost of a small CPU step
+    drops from ≈ 2.4–3.2 to ≈ 2.0–2.2 ms, docs/benchmarks.md)."""
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def train(
     task: Task,
     data: PreparedData,
@@ -227,7 +234,7 @@ def _train_chunk(
     generator = torch.Generator().manual_seed(seed * 1_000_003)
     model = make_model(model_name, data, settings, seed, first, count, device)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    optimizer = make_optimizer(model, settings.lr, device)
     decay = 1.0 - settings.lr_decay
 
     def lr_factor(step: int) -> float:
