@@ -200,12 +200,14 @@ def train(
     result = TrainResult(device_options=apply_device_options(settings, device))
     started = time.perf_counter()
     points = len(data.train_coords) if task.full_batch else settings.batch_size or 65536
-    batch = settings.signal_batch or auto_signal_batch(
-        device,
-        points,
-        spec.width,
-        lambda: step_bytes_per_signal(task, data, model_name, settings, points),
-    )
+    batch = settings.signal_batch
+    if batch == 0 and data.num_signals > 1:
+        batch = auto_signal_batch(
+            device,
+            points,
+            spec.width,
+            lambda: step_bytes_per_signal(task, data, model_name, settings, points),
+        )
     for first, count in signal_chunks(data.num_signals, batch):
         chunk = _train_chunk(
             task, data, model_name, seed, settings, device, first, count, checkpointer, progress
