@@ -106,6 +106,20 @@ def test_signals_without_comparison_and_argument_errors(tmp_path: Path):
     assert main(["bench", "--grid", *COMMON]) == 2  # no --out-dir
 
 
+@pytest.mark.slow
+def test_signals_with_compiled_steps(tmp_path: Path):
+    """--compile runs both the batched and the one-by-one training through torch.compile."""
+    out = tmp_path / "compiled.json"
+    argv = ["bench", "--models", "deq-fourier-1L16D", *COMMON, "--signals", "2"]
+    assert main([*argv, "--compare-sequential", "--compile", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    figures = payload["models"]["deq-fourier-1L16D"]
+    assert payload["settings"]["compile"] is True and figures["compile"] is True
+    assert 0.0 <= figures["psnr_max_abs_diff"] < 1e-3
+    assert main(["bench", "--models", "deq-fourier-1L16D", *COMMON, "--compile",
+                 "--out", str(out)]) == 2  # fmt: skip
+
+
 def test_grid_writes_one_json_per_model_and_the_figure(tmp_path: Path):
     out_dir = tmp_path / "bench"
     argv = ["bench", "--grid", "--filters", "fourier", "siren", "--sizes", "1L8D", "1L16D"]

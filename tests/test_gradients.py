@@ -13,6 +13,7 @@ from implicit2.deq.gradients import (
     attach_backward,
     attach_implicit,
     attach_onestep,
+    reapplied,
     unrolled,
 )
 from implicit2.deq.solvers import SOLVERS, SolverStats, anderson
@@ -215,3 +216,22 @@ def test_ift_warns_when_backward_solve_stops_early(caplog: pytest.LogCaptureFixt
         problem.deq_grads("ift", tol=1e-12, max_iter=2, on_stats=record.append)
     assert record[0].steps == 2 and not record[0].converged
     assert "implicit backward solve stopped" in caplog.text
+
+
+@pytest.mark.parametrize("signals", [None, 3])
+def test_reapplied_gives_the_onestep_gradient_without_a_hook(signals: int | None):
+    """Same value, same parameter gradients and same gradient into the input as attach_onestep."""
+    problem = Problem(signals)
+    z_star = problem.solve()
+    shift = (0.3 * torch.randn(problem.shape, dtype=F64)).requires_grad_()  # h = z* + c, c learnt
+    z_in = z_star + shift
+    by_hook = attach_onestep(problem.f(z_in), z_in)
+    hook_grads = torch.autograd.grad(problem.loss(by_hook), (*problem.params, shift))
+    by_reapplication = reapplied(problem.f, z_star + shift)
+    torch.testing.assert_close(by_reapplication, by_hook, rtol=0.0, atol=0.0)
+    assert by_reapplication.grad_fn is not None and by_reapplication._backward_hooks is None
+    grads = torch.autograd.grad(problem.loss(by_reapplication), (*problem.params, shift))
+    for got, expected in zip(grads, hook_grads, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-14)
+    plain = torch.autograd.grad(problem.loss(problem.f(z_star + shift)), problem.params)
+    assert rel_error(grads[:3], plain) > 1e-2  # it is not the plain gradient

@@ -148,6 +148,7 @@ def compare_batched(
     seed: int = 0,
     sequential_signals: int | None = None,
     tf32: bool = True,
+    compile_steps: bool = False,
 ) -> dict[str, Any]:
     """Train one ``name`` model per signal with the pipeline's trainer, at once (and one by one).
 
@@ -166,6 +167,7 @@ def compare_batched(
         checkpoint_every=steps,
         device=str(device),
         tf32=tf32,
+        compile=compile_steps,
     )
     warm = dataclasses.replace(base, steps=4, log_every=4)  # thread pools, lazy init: untimed
     train(task, subset(data, 1), name, seed, warm, device)
@@ -206,6 +208,7 @@ def compare_batched(
         )
     figures["params_per_signal"] = count_parameters(name, data.in_dim, data.out_dim)
     figures["tf32"] = record["tf32"]
+    figures["compile"] = record["compile"]
     return figures
 
 
@@ -343,6 +346,7 @@ def run_benchmark(
     sequential_signals: int | None = None,
     crop_seed: int = 0,
     tf32: bool = True,
+    compile_steps: bool = False,
     data_path: Path | None = None,
     task_name: str = "image_representation",
 ) -> dict[str, Any]:
@@ -353,7 +357,7 @@ def run_benchmark(
     ``size``² crops of the full-resolution image (or the first K signals of the prepared
     ``data_path`` of ``task_name``), all at once with the pipeline's trainer and, with
     ``compare_sequential``, one by one (``batched_seconds``, ``sequential_seconds``,
-    ``psnr_max_abs_diff``).
+    ``psnr_max_abs_diff``); ``compile_steps`` runs both through ``torch.compile``.
     """
     for name in models:
         parse_model_name(name)
@@ -361,6 +365,8 @@ def run_benchmark(
         raise ValueError(f"--steps must be at least 4 (3 warm-up/measurement steps), got {steps}")
     if compare_sequential and not signals:
         raise ValueError("--compare-sequential needs --signals K (the number of crops)")
+    if compile_steps and not signals:
+        raise ValueError("--compile applies to the trainer's runs: it needs --signals K")
     if sequential_signals is not None and not (
         compare_sequential and signals and 1 <= sequential_signals <= signals
     ):
@@ -402,6 +408,7 @@ def run_benchmark(
             settings |= {"signals": signals, "data": str(data_path), "task": task_name}
             settings["image"] = settings["size"] = None
         settings["compare_sequential"] = compare_sequential
+        settings["compile"] = compile_steps
         settings["sequential_signals"] = sequential_signals
         for name in models:
             log.info("benchmarking %s on %d signals", name, signals)
@@ -415,6 +422,7 @@ def run_benchmark(
                 compare_sequential,
                 sequential_signals=sequential_signals,
                 tf32=tf32,
+                compile_steps=compile_steps,
             )
     else:
         pixels = load_image(image_name, size)

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     batched.add_argument("--crop-seed", type=int, default=0, help="seed of the crop positions")
     batched.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --signals: run the training steps (both runs) through torch.compile",
+    )
+    batched.add_argument(
         "--data", type=Path, default=None, help="with --signals: a prepared .npz instead of crops"
     )
     batched.add_argument("--task", default="image_representation", help="the task of --data")
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         sequential_signals=args.sequential_signals,
         crop_seed=args.crop_seed,
         tf32=not args.no_tf32,
+        compile_steps=args.compile,
         data_path=args.data,
         task_name=args.task,
     )

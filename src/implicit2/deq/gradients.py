@@ -15,6 +15,7 @@ replaced before it flows through f to the parameters (and to x), so that a param
 - ``ift``: v = u solving u = Jᵀu + g, the exact implicit-function-theorem gradient;
 
 and ``unrolled(f, z_star, k)`` gives the phantom gradient of k differentiable applications of f.
+``reapplied(f, h)`` gives the one-step gradient without a hook (for ``torch.compile``).
 Jᵀ·v is always a vector–Jacobian product w.r.t. z only (J is never formed, and it does not add to
 parameter gradients).
 """
@@ -63,6 +64,18 @@ def attach_onestep(z_next: Tensor, z_in: Tensor) -> Tensor:
     out = z_next.view_as(z_next)
     out.register_hook(lambda g: g + _vjp(z_next, z_in, g))
     return out
+
+
+def reapplied(f: Callable[[Tensor], Tensor], h: Tensor) -> Tensor:
+    """The one-step gradient without hooks: f(h + (a − a.detach())) with a = f(h).
+
+    Equal to f(h) in value; a parameter receives (∂f/∂θ)ᵀ(g + Jᵀg) and ``h`` receives
+    Jᵀ(g + Jᵀg), exactly as with :func:`attach_onestep`. A forward graph with no backward hook, so
+    ``torch.compile`` fuses forward and backward whole; the price is a second application of f
+    (two backward passes of f instead of one plus a vector–Jacobian product), slower in eager mode.
+    """
+    a = f(h)
+    return f(h + (a - a.detach()))
 
 
 def attach_implicit(

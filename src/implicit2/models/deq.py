@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from implicit2.deq.gradients import attach_backward, unrolled
+from implicit2.deq.gradients import attach_backward, reapplied, unrolled
 from implicit2.deq.solvers import get_solver
 from implicit2.models.base import INR, INROutput
 from implicit2.models.mfn import MultiplicativeFilterNetwork
@@ -16,7 +16,8 @@ class DEQINR(INR):
 
     Forward: solve z* = f(z*, x) without gradient (from ``z0``, zeros by default), then apply f
     once with gradient; the backward pass follows ``gradient`` ("onestep": (I + Jᵀ)·g, "ift":
-    exact implicit gradient, "unrolled": ``unroll_steps`` differentiable applications).
+    exact implicit gradient, "unrolled": ``unroll_steps`` differentiable applications). Under
+    ``torch.compile``, "onestep" is taken by re-application (:func:`reapplied`), not by a hook.
 
     Amortized training (the (Implicit)² schedule): pass the previous step's state as ``z0`` and
     ``solve=False``; the step then costs one application of f, and ``output.z`` is the new state.
@@ -77,6 +78,10 @@ class DEQINR(INR):
             z_next = f(z_star)
         elif self.gradient == "unrolled":
             z_next = unrolled(f, z_star, self.unroll_steps)
+        elif self.gradient == "onestep" and torch.compiler.is_compiling():
+            # The hook below would keep the backward out of the compiled graph.
+            h0 = self.core.enter(z_star.detach(), context)
+            z_next = reapplied(lambda h: self.core.layers(h, context), h0)
         else:
             # Differentiate f's layers with respect to h₀ = z + g₀(x) (same Jacobian as with
             # respect to z), so no gradient is accumulated into a detached copy of z*.
