@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from implicit2.bench import crop_dataset, image_crops, per_signal_psnr
-from implicit2.deq.solvers import SOLVERS
+from implicit2.deq.solvers import EXTRA_STATE_COPIES, SOLVERS
 from implicit2.settings import TrainSettings
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
@@ -251,6 +251,18 @@ def test_auto_signal_batch_fills_free_device_memory(crops: PreparedData, monkeyp
     assert auto_signal_batch(cuda, points, 16, lambda: 10 * free) == 1  # one signal at least
     assert auto_signal_batch(CPU, points, 16, lambda: 0.0) == CPU_SIGNAL_ELEMENTS // (points * 16)
     assert auto_signal_batch(torch.device("mps"), points, 16, lambda: 0.0) == 0  # all at once
+
+
+def test_step_bytes_count_the_solver_history(crops: PreparedData):
+    """Anderson keeps 2m + 1 more state copies than fixed-point iteration; explicit models none."""
+    task = get_task("image_representation")
+    points = len(crops.train_coords)
+    for model, state_copies in (("deq-fourier-1L16D", EXTRA_STATE_COPIES["anderson"]),
+                                ("mfn-fourier-1L16D", 0)):  # fmt: skip
+        plain = step_bytes_per_signal(task, crops, model, settings(), points)
+        accelerated = step_bytes_per_signal(task, crops, model, settings(solver="anderson"), points)
+        assert accelerated - plain == pytest.approx(state_copies * points * 16 * 4)
+    assert EXTRA_STATE_COPIES["anderson"] == 2 * 5 + 1 and EXTRA_STATE_COPIES["fixed_point"] == 0
 
 
 def test_fused_adam_steps_like_the_default_one(crops: PreparedData):

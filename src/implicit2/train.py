@@ -30,6 +30,7 @@ from torch import Tensor
 
 from implicit2 import io as atomic
 from implicit2.checkpoint import Checkpointer, RunIdentity, data_fingerprint
+from implicit2.deq.solvers import EXTRA_STATE_COPIES
 from implicit2.models import INR, build_model, parse_model_name
 from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
 from implicit2.settings import TrainSettings, apply_device_options
@@ -43,7 +44,7 @@ CPU_SIGNAL_ELEMENTS = 1 << 21
 DEVICE_MEMORY_SHARE = 0.8
 #: Besides what autograd saves, a step's peak holds up to this many activations of points ×
 #: width floats (warm-start state, solver iterates, gradients in flight): 2.3–6.3 measured on an
-#: H200 for the paper's models (docs/benchmarks.md), rounded up for a margin.
+#: H200 for the paper's models with the fixed-point solver (docs/benchmarks.md), rounded up.
 WORKSPACE_ACTIVATIONS = 8
 #: Point counts of the two probe steps that measure a model's saved bytes per point.
 PROBE_POINTS = (256, 512)
@@ -126,11 +127,13 @@ def step_bytes_per_signal(
     points: int,
 ) -> float:
     """Device bytes one signal's training step at ``points`` points needs (an estimate): the bytes
-    autograd saves (:func:`saved_bytes_per_signal`), ``WORKSPACE_ACTIVATIONS`` activations, and
-    the parameters with their gradients and Adam moments."""
+    autograd saves (:func:`saved_bytes_per_signal`), ``WORKSPACE_ACTIVATIONS`` activations, the
+    solver's history (``EXTRA_STATE_COPIES``) for a DEQ, and the parameters with their gradients
+    and Adam moments."""
     model = make_model(model_name, data, settings, 0, 0, 1, torch.device("cpu"))
     saved = saved_bytes_per_signal(task, data, model, points)
     workspace = WORKSPACE_ACTIVATIONS * points * parse_model_name(model_name).width * 4
+    workspace += EXTRA_STATE_COPIES[settings.solver] * points * model.state_dim * 4
     parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return saved + workspace + 4 * parameter_bytes
 

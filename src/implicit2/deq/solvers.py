@@ -179,6 +179,20 @@ class _Monitor:
         )
 
 
+#: Default memory of Anderson acceleration (past iterates mixed) and of Broyden (rank-one updates).
+ANDERSON_MEMORY = 5
+BROYDEN_MEMORY = 10
+
+#: State-sized buffers each solver keeps beyond those of plain fixed-point iteration, at its
+#: default memory (Anderson: images and residuals, the mixed iterate; Broyden: the updates and
+#: two scratch states), for sizing device memory.
+EXTRA_STATE_COPIES: dict[str, int] = {
+    "fixed_point": 0,
+    "anderson": 2 * ANDERSON_MEMORY + 1,
+    "broyden": 2 * BROYDEN_MEMORY + 2,
+}
+
+
 def default_check_every(device: torch.device) -> int:
     """Iterations between two host reads of the stopping rule: 1 on CPU (a read is free there),
     ``CUDA_CHECK_EVERY`` on accelerators (a read stalls the kernel queue)."""
@@ -241,7 +255,7 @@ def anderson(
     *,
     tol: float = 1e-3,
     max_iter: int = 100,
-    m: int = 5,
+    m: int = ANDERSON_MEMORY,
     lam: float = 1e-4,
     beta: float = 1.0,
     check_every: int | None = None,
@@ -310,7 +324,7 @@ def broyden(
     *,
     tol: float = 1e-3,
     max_iter: int = 100,
-    memory: int = 10,
+    memory: int = BROYDEN_MEMORY,
     check_every: int | None = None,
 ) -> tuple[Tensor, SolverStats]:
     """Limited-memory "good" Broyden on g(z) = f(z) − z, full steps (no line search).
