@@ -78,21 +78,21 @@ class DEQINR(INR):
             z_next = f(z_star)
         elif self.gradient == "unrolled":
             z_next = unrolled(f, z_star, self.unroll_steps)
-        elif self.gradient == "onestep" and torch.compiler.is_compiling():
-            # The hook below would keep the backward out of the compiled graph.
-            h0 = self.core.enter(z_star.detach(), context)
-            z_next = reapplied(lambda h: self.core.layers(h, context), h0)
         else:
-            # Differentiate f's layers with respect to h₀ = z + g₀(x) (same Jacobian as with
-            # respect to z), so no gradient is accumulated into a detached copy of z*.
-            # torch.compile hides intermediates from autograd.grad, and with frozen filters h₀
-            # has no graph: then J is taken with respect to a leaf copy of z* instead.
             z_in = z_star.detach()
-            h0 = wrt = self.core.enter(z_in, context)
-            if torch.compiler.is_compiling() or not h0.requires_grad:
-                wrt = z_in.requires_grad_()
-                h0 = self.core.enter(wrt, context)
-            z_next = attach_backward(self.gradient, self.core.layers(h0, context), wrt)
+            if self.gradient == "onestep" and torch.compiler.is_compiling():
+                # A backward hook would keep the backward out of the compiled graph: re-apply f.
+                h0 = self.core.enter(z_in, context)
+                z_next = reapplied(lambda h: self.core.layers(h, context), h0)
+            else:
+                # Differentiate f's layers with respect to h₀ = z + g₀(x) (same Jacobian as with
+                # respect to z), so no gradient is accumulated into a detached copy of z*.
+                # torch.compile hides intermediates from autograd.grad, and with frozen filters
+                # h₀ has no graph: then J is taken with respect to a leaf copy of z* instead.
+                leaf = torch.compiler.is_compiling() or not context.first.requires_grad
+                h0 = self.core.enter(z_in.requires_grad_() if leaf else z_in, context)
+                z_next = self.core.layers(h0, context)
+                z_next = attach_backward(self.gradient, z_next, z_in if leaf else h0)
         return INROutput(self.core.decode(z_next), z_next.detach(), steps, residual)
 
 
