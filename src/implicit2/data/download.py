@@ -257,7 +257,7 @@ def _connect_timeout(timeout: float) -> float:
     return min(timeout, CONNECT_TIMEOUT)
 
 
-class _HTTPConnection(http.client.HTTPConnection):
+class _ReadTimeout:
     """Connects within the short connect timeout, then reads with the (longer) read timeout."""
 
     def __init__(self, *args, read_timeout: float, **kwargs) -> None:
@@ -269,16 +269,12 @@ class _HTTPConnection(http.client.HTTPConnection):
         self.sock.settimeout(self.read_timeout)
 
 
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS twin of :class:`_HTTPConnection` (the TLS handshake runs under the connect timeout)."""
+class _HTTPConnection(_ReadTimeout, http.client.HTTPConnection):
+    """Plain HTTP with separate connect and read timeouts."""
 
-    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.read_timeout = read_timeout
 
-    def connect(self) -> None:
-        super().connect()
-        self.sock.settimeout(self.read_timeout)
+class _HTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
+    """HTTPS with separate timeouts (the TLS handshake runs under the connect timeout)."""
 
 
 def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
