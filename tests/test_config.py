@@ -97,6 +97,21 @@ def test_hparams_have_every_contract_key(full):
     assert set(schema["$defs"]["train_settings"]["properties"]) | {"device"} == set(cfg.HPARAM_KEYS)
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("grad_clip", 0.0, "grad_clip must be positive or null"),
+        ("grad_clip", -1.0, "grad_clip must be positive or null"),
+        ("lr_decay", -0.5, "lr_decay must be ≥ 0"),
+        ("batch_size", 0, "batch_size must be positive or null"),
+    ],
+)
+def test_train_settings_reject_out_of_range_values(key, value, message):
+    settings = pytest.importorskip("implicit2.settings")
+    with pytest.raises(ValueError, match=message):
+        settings.TrainSettings.from_dict({key: value})
+
+
 def test_hparams_camera(full):
     h = cfg.resolve_hparams(full, "image_representation", "camera", "deq-fourier-1L256D")
     assert (h["steps"], h["lr"], h["input_scale"]) == (5000, 1e-3, 256.0)

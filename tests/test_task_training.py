@@ -9,6 +9,7 @@ import imageio.v3 as imageio
 import numpy as np
 import pytest
 import soundfile
+import torch
 import trimesh
 
 from implicit2.runs import evaluate_dir, load_data, train_to_dir
@@ -54,6 +55,37 @@ def test_camera_crop_learns(tmp_path: Path) -> None:
     assert metrics["psnr"] > first_psnr(run) + 4
     preview = imageio.imread(run / "recon" / "preview.png")
     assert preview.ndim >= 2 and preview.shape[0] >= 2 * 64
+
+
+def test_batch_size_makes_a_full_batch_task_train_on_minibatches(monkeypatch) -> None:
+    """``batch_size`` on an image task: every step draws that many pixels (no amortization)."""
+    from implicit2.bench import crop_dataset, image_crops
+    from implicit2.tasks.base import Task
+    from implicit2.train import train
+
+    pytest.importorskip("skimage.data")
+    drawn: list[int] = []
+    original = Task.sample_batch
+
+    def spy(self, data, batch_size, generator):
+        coords, targets = original(self, data, batch_size, generator)
+        drawn.append(len(coords))
+        return coords, targets
+
+    monkeypatch.setattr(Task, "sample_batch", spy)
+    data = crop_dataset(image_crops("camera", 32, 1))
+    task = get_task(data.task)
+    common = {"steps": 12, "lr": 3e-3, "input_scale": 32.0, "log_every": 4}
+    settings = TrainSettings.from_dict({**common, "batch_size": 256, "amortize": False})
+    result = train(task, data, "deq-fourier-1L16D", 0, settings, torch.device("cpu"))
+    assert drawn == [256] * 12
+    full = train(
+        task, data, "deq-fourier-1L16D", 0, TrainSettings.from_dict(common), torch.device("cpu")
+    )
+    assert drawn == [256] * 12  # full batch: no draws
+    # A quarter of the pixels per step saves about a quarter of full-batch's bytes for backward.
+    ratio = result.chunks[0].saved_bytes / full.chunks[0].saved_bytes
+    assert 0.15 < ratio < 0.4
 
 
 @pytest.mark.slow

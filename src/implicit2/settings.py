@@ -59,6 +59,12 @@ class TrainSettings:
             raise ValueError(
                 f"training setting batch_size must be positive or null, got {self.batch_size}"
             )
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(
+                f"training setting grad_clip must be positive or null, got {self.grad_clip}"
+            )
+        if self.lr_decay < 0:
+            raise ValueError(f"training setting lr_decay must be ≥ 0, got {self.lr_decay}")
         if self.signal_batch < 0:
             raise ValueError(f"training setting signal_batch must be ≥ 0, got {self.signal_batch}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

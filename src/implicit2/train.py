@@ -48,6 +48,8 @@ DEVICE_MEMORY_SHARE = 0.8
 WORKSPACE_ACTIVATIONS = 8
 #: Point counts of the two probe steps that measure a model's saved bytes per point.
 PROBE_POINTS = (256, 512)
+#: Points per step of a minibatch task whose settings give no ``batch_size``.
+DEFAULT_BATCH_POINTS = 65536
 
 #: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
 Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
@@ -84,6 +86,16 @@ class TrainResult:
     def diverged_step(self) -> int | None:
         steps = [c.diverged_step for c in self.chunks if c.diverged_step is not None]
         return min(steps) if steps else None
+
+
+def minibatch_points(task: Task, settings: TrainSettings) -> int | None:
+    """Points drawn per step, or None for full-batch training (every coordinate, every step).
+
+    A full-batch task (image, audio) trains on minibatches too when ``batch_size`` is set.
+    """
+    if task.full_batch and settings.batch_size is None:
+        return None
+    return settings.batch_size or DEFAULT_BATCH_POINTS
 
 
 def signal_chunks(num_signals: int, signal_batch: int) -> list[tuple[int, int]]:
@@ -202,7 +214,7 @@ def train(
     check_finite_inputs(data)
     result = TrainResult(device_options=apply_device_options(settings, device))
     started = time.perf_counter()
-    points = len(data.train_coords) if task.full_batch else settings.batch_size or 65536
+    points = minibatch_points(task, settings) or len(data.train_coords)
     batch = settings.signal_batch
     if batch == 0 and data.num_signals > 1:
         batch = auto_signal_batch(
@@ -246,7 +258,8 @@ def _train_chunk(
         return 1.0 - decay * step / settings.steps
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    amortize = settings.amortize and task.full_batch and model.state_dim > 0
+    minibatch = minibatch_points(task, settings)
+    amortize = settings.amortize and minibatch is None and model.state_dim > 0
     full_x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
     full_y = torch.from_numpy(data.train_targets[first : first + count]).to(device)
     state: dict[str, Any] = {"step": 0, "cache": None, "curve": [], "intervals": []}
@@ -272,10 +285,10 @@ def _train_chunk(
         progress, settings.steps, state["step"], f"{model_name} signals {first}+{count}"
     )
     for step in range(state["step"], settings.steps):
-        if task.full_batch:
+        if minibatch is None:
             x, y = full_x, full_y
         else:
-            coords, targets = task.sample_batch(data, settings.batch_size or 65536, generator)
+            coords, targets = task.sample_batch(data, minibatch, generator)
             x = _to_device(coords, device).unsqueeze(0)
             y = _to_device(targets[first : first + count], device)
         measure = step == state["step"] + 1 and state["saved_bytes"] == 0

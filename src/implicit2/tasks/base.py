@@ -92,7 +92,8 @@ class Task(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A random minibatch: coords (N_b, in_dim) and targets (S, N_b, out_dim), CPU tensors.
 
-        Only called when ``full_batch`` is False. The default draws training coordinates uniformly.
+        Called when the task is not ``full_batch`` or the settings give a ``batch_size``. The
+        default draws training coordinates uniformly.
         """
         count = data.train_coords.shape[0]
         index = torch.randint(0, count, (batch_size,), generator=generator)
