@@ -218,6 +218,17 @@ def test_ift_warns_when_backward_solve_stops_early(caplog: pytest.LogCaptureFixt
     assert "implicit backward solve stopped" in caplog.text
 
 
+def test_ift_passes_a_non_finite_gradient_on_without_solving():
+    """A diverged loss must reach the trainer's divergence check, not crash the backward solve."""
+    problem = Problem()
+    record: list[SolverStats] = []
+    z_in = problem.solve().requires_grad_()
+    z_next = attach_backward("ift", problem.f(z_in), z_in, on_stats=record.append)
+    (z_next.sum() * float("nan")).backward()
+    assert not record  # no backward solve was attempted
+    assert all(p.grad is not None and torch.isnan(p.grad).all() for p in problem.params)
+
+
 @pytest.mark.parametrize("signals", [None, 3])
 def test_reapplied_gives_the_onestep_gradient_without_a_hook(signals: int | None):
     """Same value, same parameter gradients and same gradient into the input as attach_onestep."""

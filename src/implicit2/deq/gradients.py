@@ -106,6 +106,8 @@ def attach_implicit(
     _check_input(z_in)
 
     def hook(g: Tensor) -> Tensor:
+        if not torch.isfinite(g).all():
+            return g  # a diverged loss: pass it on, the trainer records the divergence
         with torch.no_grad():
             u, stats = solve(lambda u: _vjp(z_next, z_in, u) + g, g, tol=tol, max_iter=max_iter)
         if not stats.converged:
