@@ -149,3 +149,27 @@ def test_prepare_is_deterministic(tmp_path):
     assert all(np.array_equal(first[key], second[key]) for key in first.files)
     task.prepare(raw, tmp_path / "c.npz", {**options, "seed": 1})
     assert not np.array_equal(first["train_points"], np.load(tmp_path / "c.npz")["train_points"])
+
+
+def test_solver_steps_eval_counts_the_scoring_passes_only(tmp_path, monkeypatch):
+    """The export's renders and mesh run the same predictor; they must not skew the metric."""
+    from implicit2.runs import evaluate_dir, train_to_dir
+    from implicit2.settings import TrainSettings
+
+    raw = demo.generate("demo_shape", tmp_path / "raw")
+    task = get_task("occupancy")
+    task.prepare(raw, tmp_path / "shape.npz", {**SMALL, "render_size": 12, "mesh_resolution": 8})
+    data = task.load(tmp_path / "shape.npz")
+    settings = TrainSettings(steps=10, batch_size=512, lr=5e-4, input_scale=16.0, log_every=5)
+    train_to_dir("occupancy", data, "deq-fourier-1L16D", 0, settings, tmp_path / "run")
+    scoring: list[int] = []
+    evaluate = type(task).evaluate
+
+    def spy(self, predict, data):
+        result = evaluate(self, predict, data)
+        scoring.extend(predict.solver_steps)
+        return result
+
+    monkeypatch.setattr(type(task), "evaluate", spy)
+    metrics = evaluate_dir("occupancy", data, tmp_path / "run", tmp_path / "m.json", "cpu")
+    assert scoring and metrics["solver_steps_eval"] == pytest.approx(np.mean(scoring))

@@ -99,8 +99,8 @@ def evaluate_run(
         )
     predictor = Predictor(models, device)
     metrics, predictions = task.evaluate(predictor, data)
-    inference_seconds = predictor.seconds
-    steps = predictor.solver_steps
+    # Scoring only: the export (renders, meshes) runs the same predictor again.
+    inference_seconds, steps = predictor.seconds, list(predictor.solver_steps)
     task.export(predictions, data, recon_dir, predictor)
     return {
         **metrics,
