@@ -357,6 +357,39 @@ def test_changing_only_the_checkpoint_interval_still_resumes(
     assert_same_weights(in_process_reference, out)
 
 
+def test_resume_keeps_the_automatic_signal_batch(tmp_path, monkeypatch):
+    """``signal_batch: 0`` on CUDA follows the free memory of the moment: a resumed run must
+    batch its signals as the interrupted one did, or its checkpoints would not match."""
+    from implicit2 import train as trainer
+    from implicit2.tasks import get_task
+    from implicit2.tasks.base import PreparedData
+    from implicit2.tasks.grids import image_coords
+
+    coords = image_coords(8, 8)
+    targets = np.random.default_rng(0).uniform(-1, 1, (4, 64, 1)).astype(np.float32)
+    data = PreparedData(TASK, "four", coords, targets, coords, targets, list("abcd"))
+    settings = TrainSettings.from_dict({**HPARAMS, "steps": 20, "signal_batch": 0})
+    task, cpu = get_task(TASK), torch.device("cpu")
+    chosen: list[int] = []
+
+    def free_memory_allows(batch: int):
+        def choose(*args: Any, **kwargs: Any) -> int:
+            chosen.append(batch)
+            return batch
+
+        return choose
+
+    monkeypatch.setattr(trainer, "auto_signal_batch", free_memory_allows(3))
+    with pytest.raises(ckpt.TrainingInterrupted, match="after step 15"):
+        trainer.train(task, data, MODEL, 0, settings, cpu, StopAt(tmp_path / "ckpt"))
+    monkeypatch.setattr(trainer, "auto_signal_batch", free_memory_allows(2))  # less free now
+    checkpointer = ckpt.Checkpointer(tmp_path / "ckpt")
+    result = trainer.train(task, data, MODEL, 0, settings, cpu, checkpointer)
+    assert chosen == [3]
+    assert [(c.first, c.count) for c in result.chunks] == [(0, 3), (3, 1)]
+    assert checkpointer.resumed == [(0, 15)]
+
+
 # ---- divergence -----------------------------------------------------------------------------
 
 

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = "implicit2-checkpoint-v1"
 KEEP = 2
+#: The signal batch that ``signal_batch: 0`` chose, kept so that a resumed run batches alike.
+SIGNAL_BATCH_FILE = "signal_batch.json"
 #: Settings that do not change what a run computes: a checkpoint stays valid when they change.
 NEUTRAL_SETTINGS = ("checkpoint_every",)
 _PAYLOAD_KEYS = ("identity", "digest", "model", "optimizer", "scheduler", "generator", "state")
@@ -229,6 +231,31 @@ class Checkpointer:
             log.warning("checkpoint %s holds step %d: trying an older one", path, step)
             return None
         return payload
+
+    def remembered_signal_batch(self) -> int | None:
+        """The signal batch an interrupted run of this folder chose for ``signal_batch: 0``.
+
+        On CUDA that choice follows the free memory of the moment; a resumed run must batch its
+        signals as before, or its checkpoints would not match. None when nothing was recorded.
+        """
+        path = self.folder / SIGNAL_BATCH_FILE
+        if not path.is_file():
+            return None
+        try:
+            batch = atomic.read_json(path)["signal_batch"]
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("ignoring %s (%s): choosing the signal batch afresh", path, error)
+            return None
+        if not isinstance(batch, int) or batch < 1:
+            log.warning("ignoring %s (signal_batch %r): choosing it afresh", path, batch)
+            return None
+        log.info("resuming with the signal batch chosen before: %d (%s)", batch, path)
+        return batch
+
+    def remember_signal_batch(self, batch: int) -> None:
+        """Record the signal batch chosen for ``signal_batch: 0`` (see above)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(self.folder / SIGNAL_BATCH_FILE, {"signal_batch": batch})
 
     def _remove_partial_writes(self) -> None:
         """Delete temporary files left by a process killed while writing a checkpoint."""

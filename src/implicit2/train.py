@@ -217,12 +217,16 @@ def train(
     points = minibatch_points(task, settings) or len(data.train_coords)
     batch = settings.signal_batch
     if batch == 0 and data.num_signals > 1:
-        batch = auto_signal_batch(
-            device,
-            points,
-            spec.width,
-            lambda: step_bytes_per_signal(task, data, model_name, settings, points),
-        )
+        batch = checkpointer.remembered_signal_batch() if checkpointer is not None else None
+        if batch is None:
+            batch = auto_signal_batch(
+                device,
+                points,
+                spec.width,
+                lambda: step_bytes_per_signal(task, data, model_name, settings, points),
+            )
+            if checkpointer is not None:
+                checkpointer.remember_signal_batch(batch)
     for first, count in signal_chunks(data.num_signals, batch):
         chunk = _train_chunk(
             task, data, model_name, seed, settings, device, first, count, checkpointer, progress
