@@ -42,6 +42,7 @@ except ImportError:
 
 try:
     CONFIG = i2config.validate(config, schema=SCHEMA)
+    REFERENCE = i2config.reference_path(CONFIG, workflow.basedir)
 except i2config.ConfigError as error:
     raise WorkflowError(f"{error}\n(see config/README.md and {SCHEMA})") from None
 

@@ -272,9 +272,37 @@ def test_paths(full):
     assert "results/figures/occupancy/reconstructions.png" in targets
 
 
+def test_filters_drop_the_tasks_they_empty():
+    config = cfg.validate(
+        {**raw(), "only_datasets": ["camera"], "only_models": ["deq-fourier-1L256D"]}
+    )
+    assert cfg.planned_tasks(config) == ["image_representation"]
+    assert cfg.table_paths(config) == ["results/tables/image_representation.csv"]
+    assert all("/image_representation/" in path for path in cfg.figure_paths(config))
+    with pytest.raises(cfg.ConfigError, match="task 'audio' has no run left under only_datasets"):
+        cfg.metrics_paths(config, "audio")
+    assert "the filters leave no run to do" in problems_of(
+        {**raw(), "only_datasets": ["camera"], "only_models": ["deq-fourier-1L1024D"]}
+    )
+
+
+def test_a_dataset_file_no_task_lists_is_refused():
+    config = cfg.merge_config(raw(), {"datasets": {"my_photo": {"path": "data/my_photo.png"}}})
+    assert (
+        "datasets.my_photo: has a path but task_settings.image_representation.datasets "
+        "does not list it" in problems_of(config)
+    )
+    listed = raw()["task_settings"]["image_representation"]["datasets"] + ["my_photo"]
+    config["task_settings"]["image_representation"]["datasets"] = listed
+    assert "my_photo" in {run.dataset for run in cfg.expand_grid(cfg.validate(config))}
+
+
 def test_reference_path(full, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert cfg.reference_path(full) is None
+    with pytest.raises(cfg.ConfigError, match=r"reference: 'config/paper_reference\.yaml' is not"):
+        cfg.reference_path(full)
+    with pytest.raises(cfg.ConfigError, match=r"set\s+reference: null"):
+        cfg.reference_path({**full, "reference": "config/nope.yaml"}, REPO)
     assert cfg.reference_path(full, REPO) == str(REPO / "config" / "paper_reference.yaml")
     assert cfg.reference_path({**full, "reference": None}, REPO) is None
 

@@ -431,8 +431,23 @@ def _check_semantics(config: dict[str, Any]) -> None:
         problems += _check_task_datasets(config, task, known)
     if not problems:
         problems += _check_filters(config)
+        problems += _check_unused_files(config)
     if problems:
         raise ConfigError(problems)
+
+
+def _check_unused_files(config: Mapping[str, Any]) -> list[str]:
+    """A ``datasets:`` entry with its own ``path`` that its (selected) task does not list."""
+    problems = []
+    for name, block in config["datasets"].items():
+        task = block.get("task")
+        selected = "path" in block and task in config["tasks"]
+        if selected and name not in task_datasets(config, task):
+            problems.append(
+                f"datasets.{name}: has a path but task_settings.{task}.datasets does not "
+                f"list it, so no run would use it; add {name!r} there"
+            )
+    return problems
 
 
 def _infer_dataset_task(
@@ -709,8 +724,18 @@ def run_files(config: Mapping[str, Any], filename: str, task: str | None = None)
 
 
 def metrics_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
-    """Every ``metrics.json`` of the selected grid (or of one task)."""
-    return run_files(config, "metrics.json", task)
+    """Every ``metrics.json`` of the selected grid (or of one task).
+
+    Raises:
+        ConfigError: ``task`` is given but the filters leave it no run (its table would be empty).
+    """
+    paths = run_files(config, "metrics.json", task)
+    if task is not None and not paths:
+        raise ConfigError(
+            f"task {task!r} has no run left under only_datasets={config['only_datasets']} and "
+            f"only_models={config['only_models']}: widen the filters or ask for another task"
+        )
+    return paths
 
 
 def prepared_path(task: str, dataset: str) -> str:
@@ -718,14 +743,19 @@ def prepared_path(task: str, dataset: str) -> str:
     return PREPARED.format(task=task, dataset=dataset)
 
 
+def planned_tasks(config: Mapping[str, Any]) -> list[str]:
+    """The selected tasks that keep at least one run under ``only_datasets``/``only_models``."""
+    return [task for task in selected_tasks(config) if expand_grid(config, task)]
+
+
 def table_paths(config: Mapping[str, Any]) -> list[str]:
-    """``results/tables/{task}.csv`` for every selected task."""
-    return [TABLE.format(task=task) for task in selected_tasks(config)]
+    """``results/tables/{task}.csv`` for every task with runs (:func:`planned_tasks`)."""
+    return [TABLE.format(task=task) for task in planned_tasks(config)]
 
 
 def figure_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
-    """The figures of every selected task (or of one task)."""
-    tasks = selected_tasks(config) if task is None else [task]
+    """The figures of every task with runs (or of one task)."""
+    tasks = planned_tasks(config) if task is None else [task]
     return [
         f"{FIGURE_DIR.format(task=name)}/{kind}.{ext}"
         for name in tasks
@@ -740,10 +770,14 @@ def final_targets(config: Mapping[str, Any]) -> list[str]:
 
 
 def reference_path(config: Mapping[str, Any], basedir: str | Path | None = None) -> str | None:
-    """The paper-reference file for ``tables``, or None when unset or absent.
+    """The paper-reference file for ``tables``, or None when ``reference`` is null.
 
     A relative path is looked up in the working directory, then under ``basedir`` (the workflow's
     folder), so a run with ``--directory`` elsewhere still finds the shipped file.
+
+    Raises:
+        ConfigError: ``reference`` names a file found in neither place (a typo would otherwise
+            drop the paper column from every table without a word).
     """
     value = config.get("reference")
     if not value:
@@ -753,7 +787,11 @@ def reference_path(config: Mapping[str, Any], basedir: str | Path | None = None)
         return str(path)
     if basedir is not None and not path.is_absolute() and (Path(basedir) / path).is_file():
         return str(Path(basedir) / path)
-    return None
+    where = "the working directory" + ("" if basedir is None else f" or {basedir}")
+    raise ConfigError(
+        f"reference: {value!r} is not a file (looked in {where}); fix the path, or set "
+        "reference: null for tables without the paper's column"
+    )
 
 
 def wildcard_patterns(config: Mapping[str, Any]) -> dict[str, str]:

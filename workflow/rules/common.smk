@@ -40,15 +40,13 @@ def task_previews(wildcards):
 
 
 def reference_input(wildcards):
-    """The paper-reference YAML as an input when it exists (else nothing)."""
-    path = i2config.reference_path(CONFIG, workflow.basedir)
-    return [path] if path else []
+    """The paper-reference YAML as an input (nothing with `reference: null`)."""
+    return [REFERENCE] if REFERENCE else []
 
 
 def reference_flag(wildcards):
-    """`--reference PATH` for `implicit2 tables`, or nothing without a reference file."""
-    path = i2config.reference_path(CONFIG, workflow.basedir)
-    return f"--reference {shlex.quote(path)}" if path else ""
+    """`--reference PATH` for `implicit2 tables`, or nothing with `reference: null`."""
+    return f"--reference {shlex.quote(REFERENCE)}" if REFERENCE else ""
 
 
 def tables_dir(wildcards):

@@ -106,7 +106,7 @@ rule figures:
 
 
 # `snakemake table_<task>`: one task's table and figures, nothing of the other tasks.
-for _task in i2config.selected_tasks(CONFIG):
+for _task in i2config.planned_tasks(CONFIG):
 
     rule:
         name:
