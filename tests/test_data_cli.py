@@ -7,6 +7,7 @@ import logging
 import socket
 
 import numpy as np
+import pytest
 
 from implicit2.cli import main
 from implicit2.tasks import get_task
@@ -86,3 +87,23 @@ def test_errors_exit_2_with_a_clear_message(tmp_path, caplog):
     assert main(argv) == 2
     assert f"put it at {(dest / 'gt_bach.wav').resolve()}" in caplog.text
     assert not (dest / "manifest.json").exists()
+
+
+def test_bad_device_run_record_and_output_path_are_named(tmp_path, caplog, capsys):
+    caplog.set_level(logging.ERROR)
+    run = tmp_path / "run"
+    run.mkdir()
+    argv = ["evaluate", "--run", str(run), "--data", "x.npz", "--out", str(tmp_path / "m.json")]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--device", "gpu"])
+    assert stop.value.code == 2
+    assert "'gpu' is not a device: use auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    (run / "train.json").write_text('{"status": "ok"}')
+    assert main(argv) == 2
+    assert f"{run / 'train.json'} names no task" in caplog.text
+    caplog.clear()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    dest = blocker / "raw"  # a folder inside a file: an OSError, not a traceback
+    assert main(["download", "--dataset", "demo_chirp", "--dest", str(dest)]) == 2
+    assert str(blocker) in caplog.text

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(module.run(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:
         logging.getLogger("implicit2").debug("traceback", exc_info=True)
         logging.getLogger("implicit2").error("%s", error)
         return 2

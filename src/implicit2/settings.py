@@ -67,7 +67,7 @@ class TrainSettings:
             raise ValueError(f"training setting lr_decay must be ≥ 0, got {self.lr_decay}")
         if self.signal_batch < 0:
             raise ValueError(f"training setting signal_batch must be ≥ 0, got {self.signal_batch}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        if not is_device_name(self.device):
             raise ValueError(
                 f"training setting device must be auto, cpu or cuda[:N], got {self.device!r}"
             )
@@ -102,6 +102,12 @@ def apply_device_options(settings: TrainSettings, device: torch.device) -> dict[
         torch.backends.cudnn.allow_tf32 = tf32
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
     return {"tf32": tf32, "compile": settings.compile}
+
+
+def is_device_name(name: str) -> bool:
+    """Whether ``name`` is a device this project accepts: auto, cpu, cuda or cuda:N."""
+    index = name.removeprefix("cuda:")
+    return name in ("auto", "cpu", "cuda") or (name.startswith("cuda:") and index.isdigit())
 
 
 def resolve_device(name: str) -> torch.device:

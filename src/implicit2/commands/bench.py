@@ -13,6 +13,7 @@ from pathlib import Path
 
 from implicit2 import io as atomic
 from implicit2.bench import grid_models, run_benchmark, write_grid
+from implicit2.commands import device_name
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--input-scale", type=float, default=256.0, help="filter frequency scale")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--device", type=device_name, default="auto", help="auto, cpu or cuda[:N]")
     parser.add_argument("--no-tf32", action="store_true", help="full float32 matmuls on CUDA")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
     batched = parser.add_argument_group("many signals at once")

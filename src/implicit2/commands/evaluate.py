@@ -10,6 +10,7 @@ from pathlib import Path
 
 from implicit2 import io as atomic
 from implicit2 import lease as gpu_lease
+from implicit2.commands import device_name
 from implicit2.runs import evaluate_dir, load_data
 
 
@@ -17,11 +18,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", type=Path, required=True, help="run directory (holds train.json)")
     parser.add_argument("--data", type=Path, required=True, help="prepared .npz")
     parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
-    parser.add_argument("--device", default=None, help="auto, cpu or cuda (default: as trained)")
+    parser.add_argument(
+        "--device",
+        type=device_name,
+        default=None,
+        help="auto, cpu or cuda[:N] (default: as trained)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     record = atomic.read_json(args.run / "train.json")
+    if not isinstance(record, dict) or "task" not in record:
+        raise ValueError(
+            f"{args.run / 'train.json'} names no task: it was not written by `implicit2 train`; "
+            "train the run again"
+        )
     data = load_data(record["task"], args.data)
     device = args.device or record.get("hparams", {}).get("device", "auto")
     lease = gpu_lease.lease_for_job(device)
