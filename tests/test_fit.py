@@ -74,6 +74,18 @@ def test_fit_audio_uses_the_audio_defaults(tmp_path: Path) -> None:
     assert np.isfinite(metrics["psnr"])
 
 
+def test_fit_task_option_overrides_the_guess(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.npy"  # 4-D, no "video" in the name: guessed an image stack
+    np.save(clip, np.random.default_rng(0).uniform(0, 1, (3, 8, 8, 3)).astype(np.float32))
+    argv = ["fit", str(clip), "--model", "mfn-fourier-1L8D", "--steps", "3", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "guessed"), "--no-progress"]) == 0
+    guessed = json.loads((tmp_path / "guessed" / "metrics.json").read_text())
+    assert guessed["task"] == "image_representation"
+    assert main([*argv, "--task", "video", "--out", str(tmp_path / "video"), "--no-progress"]) == 0
+    video = json.loads((tmp_path / "video" / "metrics.json").read_text())
+    assert video["task"] == "video" and len(video["psnr_per_signal"]) == 3  # one PSNR a frame
+
+
 def test_fit_refuses_unknown_files_and_models_with_clear_errors(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

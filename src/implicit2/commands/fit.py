@@ -16,7 +16,7 @@ from typing import Any
 
 from implicit2.checkpoint import TrainingInterrupted
 from implicit2.commands.train import INTERRUPTED
-from implicit2.config import resolve_hparams, validate
+from implicit2.config import TASKS_NAMES, resolve_hparams, validate
 from implicit2.data.checksums import sha256_file
 from implicit2.data.download import fetch_files
 from implicit2.data.manifest import read_manifest, write_manifest
@@ -34,7 +34,17 @@ DATASET = "fit"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """PATH, ``--model``, ``--out`` and the optional overrides of the task's defaults."""
-    parser.add_argument("path", type=Path, help="image, audio, video (mp4/npy) or mesh file")
+    parser.add_argument(
+        "path",
+        type=Path,
+        help="image, audio, video (mp4, or a 4-D .npy whose name contains 'video') or mesh file",
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS_NAMES,
+        default=None,
+        help="the task, where the file type does not tell it (e.g. a 4-D .npy video)",
+    )
     parser.add_argument("--model", required=True, help="model name, e.g. deq-fourier-1L256D")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--steps", type=int, default=None, help="training steps (task default)")
@@ -85,8 +95,8 @@ def prepare_into(task: str, path: Path, out_dir: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Infer, prepare, train (resuming), evaluate; 0 on success, 143 when interrupted."""
     path = args.path.expanduser().resolve()
-    task = infer_task(path)
-    log.info("%s: task %s", path, task)
+    task = args.task or infer_task(path)
+    log.info("%s: task %s%s", path, task, "" if args.task else " (from the file type)")
     settings = TrainSettings.from_dict(fit_settings(task, path, args.model, args))
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(task, prepare_into(task, path, args.out))

@@ -10,7 +10,8 @@ Rule:
   ``image_representation``;
 - ``.npy``: 2-D (H, W), 3-D (H, W, C) or (N, H, W) → ``image_representation``; 4-D → ``video``
   when the file name contains "video", else an image stack (N, H, W, C) → ``image_representation``.
-Anything else (1-D arrays, 5-D arrays, unknown suffixes) raises ValueError: say ``task:`` in config.
+Anything else (1-D arrays, 5-D arrays, unknown suffixes) raises ValueError: say ``task:`` in config
+(``fit --task``).
 ``image_generalization`` is never guessed: it is a choice of protocol, not of file.
 """
 
@@ -71,6 +72,6 @@ def infer_task(path: str | os.PathLike[str]) -> str:
     if len(shape) in (2, 3, 4):
         return "image_representation"
     raise ValueError(
-        f"{path}: an array of shape {shape} is ambiguous; give the task explicitly (a 1-D waveform "
-        "should be saved as a WAV file)"
+        f"{path}: an array of shape {shape} is ambiguous; give the task explicitly (config "
+        "`task:`, `fit --task`; a 1-D waveform is best saved as a WAV file)"
     )
