@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +418,54 @@ def test_divergence_stops_cleanly_and_tables_show_it(camera, in_process_referenc
     assert "1 finished, 1 diverged" in paper and "diverged (seed 0)" in paper
     twin_row = next(line for line in paper.splitlines() if line.strip().startswith("& "))
     assert "explicit" in twin_row and "---" in twin_row, twin_row  # the explicit twin: "---"
+
+
+def test_a_last_update_to_non_finite_weights_is_a_divergence(camera, tmp_path, monkeypatch):
+    from implicit2 import train as trainer
+
+    make_optimizer = trainer.make_optimizer
+
+    def poisoned_at_the_end(model, lr, device):
+        optimizer, updates = make_optimizer(model, lr, device), []
+        step = optimizer.step
+
+        def update(self, *args, **kwargs):
+            result = step(*args, **kwargs)
+            updates.append(1)
+            if len(updates) == HPARAMS["steps"]:
+                with torch.no_grad():
+                    next(model.parameters()).fill_(float("inf"))  # an inf gradient's effect
+            return result
+
+        optimizer.step = types.MethodType(update, optimizer)  # the scheduler wraps a method
+        return optimizer
+
+    monkeypatch.setattr(trainer, "make_optimizer", poisoned_at_the_end)
+    record = train_in_process(camera, tmp_path / "run")
+    assert record["status"] == "diverged"
+    assert record["diverged_step"] == HPARAMS["steps"] - 1
+
+
+def test_non_finite_predictions_at_evaluation_record_a_diverged_run(
+    camera, in_process_reference, tmp_path
+):
+    """Weights that predict NaN (or a DEQ solve from z = 0 that blows up) must not fail the job:
+    the run is recorded as diverged, so the tables still build."""
+    from implicit2.paper.tables import write_tables
+
+    out = tmp_path / "nan"
+    shutil.copytree(in_process_reference, out)
+    payload = torch.load(out / "model.pt", weights_only=False)
+    for state in payload["states"]:
+        state["core.output.bias"].fill_(float("nan"))
+    torch.save(payload, out / "model.pt")
+    metrics = json.loads(evaluate(out, camera).read_text(encoding="utf-8"))
+    assert metrics["status"] == "diverged" and metrics["psnr"] is None
+    assert metrics["diverged_step"] == HPARAMS["steps"]
+    assert (out / "recon" / "preview.png").stat().st_size > 0
+    write_tables([out / "metrics.json"], tmp_path / "tables")
+    rows = list(csv.DictReader((tmp_path / "tables" / f"{TASK}.csv").open()))
+    assert rows[0]["n_diverged"] == "1" and rows[0]["psnr_mean"] == ""
 
 
 # ---- guarded inputs -------------------------------------------------------------------------

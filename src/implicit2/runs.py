@@ -16,6 +16,7 @@ from implicit2.models import count_parameters
 from implicit2.settings import TrainSettings, resolve_device
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
+from implicit2.tasks.scores import NonFinitePrediction
 from implicit2.train import summary, train, write_outputs
 
 log = logging.getLogger(__name__)
@@ -118,15 +119,21 @@ def evaluate_dir(
     metrics: dict[str, Any] = {key: record.get(key) for key in CARRIED}
     metrics["signal_names"] = data.signal_names
     recon = run_dir / "recon"
+    reason = f"{record['model']}: diverged at step {record['diverged_step']}"
     if record["status"] == "ok":
-        metrics |= evaluate_run(get_task(task_name), data, run_dir / "model.pt", recon, device)
-    else:
+        try:
+            metrics |= evaluate_run(get_task(task_name), data, run_dir / "model.pt", recon, device)
+        except NonFinitePrediction as error:
+            # Unusable weights, or a DEQ whose solve from z = 0 blows up: a diverged run, which
+            # the tables report, rather than a failed job that holds back every table.
+            log.warning("%s: %s: recording the run as diverged", run_dir, error)
+            metrics |= {"status": "diverged", "diverged_step": record["steps"]}
+            reason = f"{record['model']}: non-finite predictions at evaluation"
+    if metrics["status"] != "ok":
         metrics |= {"psnr": None, "psnr_std": None, "psnr_per_signal": None}
         metrics |= {"iou_easy": None, "iou_hard": None}
         metrics |= {"inference_seconds": None, "solver_steps_eval": None}
-        write_placeholder(
-            recon / "preview.png", f"{record['model']}: diverged at step {record['diverged_step']}"
-        )
+        write_placeholder(recon / "preview.png", reason)
     config = (record.get("provenance") or {}).get("config") or record.get("hparams", {})
     metrics["provenance"] = provenance.collect(device, started, config)
     metrics["provenance"]["train"] = record.get("provenance")

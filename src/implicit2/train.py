@@ -347,6 +347,10 @@ def _train_chunk(
             state["loss_sum"], state["first_bad"] = loss_sum, first_bad
             checkpointer.save(identity, model, optimizer, scheduler, generator, state)
     bar.close()
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        # The loss of the last step was finite but its update was not (an inf gradient).
+        log.warning("the last update left non-finite parameters: this run diverged")
+        return _chunk_result(first, count, model, state, diverged_step=settings.steps - 1)
     return _chunk_result(first, count, model, state, diverged_step=None)
 
 

@@ -14,6 +14,10 @@ from implicit2.tasks.base import Predict
 MSE_FLOOR = 1e-12
 
 
+class NonFinitePrediction(ValueError):
+    """A model predicted NaN or inf: it diverged (weights) or its solve did (a DEQ from z = 0)."""
+
+
 def run_predict(predict: Predict, coords: np.ndarray, signals: int, out_dim: int) -> np.ndarray:
     """Call ``predict`` on (M, in_dim) coordinates and return float32 (S, M, out_dim).
 
@@ -34,7 +38,7 @@ def run_predict(predict: Predict, coords: np.ndarray, signals: int, out_dim: int
             + (f" or ({count}, {out_dim})" if signals == 1 else "")
         )
     if not np.isfinite(array).all():
-        raise ValueError("predict returned non-finite values (NaN or inf)")
+        raise NonFinitePrediction("predict returned non-finite values (NaN or inf)")
     return array
 
 
