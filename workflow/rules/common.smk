@@ -149,14 +149,16 @@ BENCH_STEPS = 50
 
 
 def bench_context():
-    """(dataset, models) of the benchmarked task: its first dataset and its deq/mfn models."""
+    """(dataset, models) of the benchmarked task: the dataset whose settings the camera benchmark
+    takes (camera itself when the task lists it, else its first dataset) and its deq/mfn models."""
     datasets = i2config.task_datasets(CONFIG, BENCH_TASK) or ["camera"]
+    dataset = "camera" if "camera" in datasets else datasets[0]
     models = [
         name
-        for name in i2config.task_models(CONFIG, BENCH_TASK, datasets[0])
+        for name in i2config.task_models(CONFIG, BENCH_TASK, dataset)
         if i2config.parse_model_name(name).family in ("deq", "mfn")
     ]
-    return datasets[0], models
+    return dataset, models
 
 
 BENCH_DATASET, BENCH_MODELS = bench_context()
