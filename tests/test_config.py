@@ -129,10 +129,21 @@ def test_hparams_camera(full):
     assert explicit["solver"] == "fixed_point" and explicit["gradient"] == "onestep"
     baseline = cfg.resolve_hparams(full, "image_representation", "camera", "siren-1L256D")
     assert baseline["spectral_norm"] is False and baseline["amortize"] is False
-    # the authors' image code halves the SIREN-like filter's input scale
+    # the authors' released code uses one input scale for every filter
     siren = cfg.resolve_hparams(full, "image_representation", "camera", "deq-siren-1L256D")
-    assert siren["input_scale"] == 128.0
-    assert baseline["input_scale"] == 256.0
+    assert siren["input_scale"] == 256.0 == baseline["input_scale"]
+    halved = cfg.validate(
+        cfg.merge_config(
+            raw(),
+            {"task_settings": {"image_representation": {"input_scale_factor": {"siren": 0.5}}}},
+        )
+    )
+    assert (
+        cfg.resolve_hparams(halved, "image_representation", "camera", "deq-siren-1L256D")[
+            "input_scale"
+        ]
+        == 128.0
+    )
 
 
 def test_hparams_celeba_dataset_override(full):
@@ -151,7 +162,7 @@ def test_hparams_audio(full):
     assert (h["steps"], h["lr"], h["input_scale"]) == (3000, 1e-3, 25000.0)
     assert h["spectral_norm"] is False and h["amortize"] is True and h["batch_size"] is None
     siren = cfg.resolve_hparams(full, "audio", "bach", "deq-siren-1L256D")
-    assert siren["input_scale"] == 25000.0  # the halving is image-only
+    assert siren["input_scale"] == 25000.0
 
 
 def test_hparams_video(full):
@@ -159,6 +170,32 @@ def test_hparams_video(full):
     assert (h["steps"], h["lr"], h["batch_size"], h["grad_clip"]) == (10000, 1e-3, 65536, 0.1)
     assert h["spectral_norm"] is False
     assert h["amortize"] is False  # minibatches: the solver runs every step
+    assert h["input_scale"] == 128.0
+
+
+@pytest.mark.parametrize("config_file", [FULL, None])
+def test_video_input_scale_follows_the_model_as_in_the_authors_configs(config_file):
+    """configs/video/ of the authors: 256 for 4L1024D and the Fourier/Gabor 1L2048D, else 128.
+    The same from config.yaml and from the built-in defaults of a minimal config."""
+    config = (
+        cfg.load_config(config_file)
+        if config_file
+        else cfg.validate({"tasks": ["video"], "datasets": {"cat": {}}})
+    )
+    expected = {
+        "deq-fourier-1L1024D": 128.0,
+        "mfn-siren-1L1024D": 128.0,
+        "deq-gabor-4L1024D": 256.0,
+        "mfn-siren-4L1024D": 256.0,
+        "deq-fourier-1L2048D": 256.0,
+        "mfn-gabor-1L2048D": 256.0,
+        "deq-siren-1L2048D": 128.0,
+    }
+    scales = {m: cfg.resolve_hparams(config, "video", "cat", m)["input_scale"] for m in expected}
+    assert scales == expected
+    # A dataset's own train block still wins over the per-model rules.
+    config["datasets"]["cat"] = {"train": {"input_scale": 64.0}}
+    assert cfg.resolve_hparams(config, "video", "cat", "deq-gabor-4L1024D")["input_scale"] == 64.0
 
 
 def test_hparams_occupancy(full):

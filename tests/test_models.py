@@ -271,3 +271,11 @@ def test_amortized_training_beats_broken_warm_start_and_broken_gradient(
     assert faithful > 24.0
     assert stale < faithful - 4.0
     assert no_gradient < faithful - 8.0
+
+
+def test_gabor_input_filter_keeps_the_authors_alpha():
+    """g₀'s γ ~ Gamma(6/(L+1)) as in the authors' code; gabor_alpha sets only g₁…g_L."""
+    model = build_model("deq-gabor-1L2048D", 2, 1, seed=0, gabor_alpha=3.0)
+    input_gamma, layer_gamma = (f.gamma.mean().item() for f in model.core.filters)
+    assert input_gamma == pytest.approx(6.0 / 2, abs=0.15)  # mean of Gamma(k, 1) is k
+    assert layer_gamma == pytest.approx(3.0 / 2, abs=0.15)

@@ -305,7 +305,7 @@ def _train_chunk(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip is not None:
-            clip_per_signal(model, settings.grad_clip, count)
+            clip_gradient_values(model, settings.grad_clip)
         optimizer.step()
         scheduler.step()
         if amortize:
@@ -347,7 +347,7 @@ def _train_chunk(
             state["loss_sum"], state["first_bad"] = loss_sum, first_bad
             checkpointer.save(identity, model, optimizer, scheduler, generator, state)
     bar.close()
-    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+    if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
         # The loss of the last step was finite but its update was not (an inf gradient).
         log.warning("the last update left non-finite parameters: this run diverged")
         return _chunk_result(first, count, model, state, diverged_step=settings.steps - 1)
@@ -399,13 +399,10 @@ def _to_device(tensor: Tensor, device: torch.device) -> Tensor:
     return tensor.to(device)
 
 
-def clip_per_signal(model: INR, max_norm: float, count: int) -> None:
-    """Clip each signal's gradient norm separately (a global clip would couple the signals)."""
-    grads = [p.grad for p in model.parameters() if p.grad is not None]
-    squares = sum(g.reshape(count, -1).square().sum(1) for g in grads)
-    factor = torch.clamp(max_norm / (squares.sqrt() + 1e-6), max=1.0)
-    for grad in grads:
-        grad.mul_(factor.view(count, *([1] * (grad.dim() - 1))))
+def clip_gradient_values(model: INR, clip: float) -> None:
+    """Clamp every gradient element to [−clip, clip], as the authors' video script does
+    (``clip_grad_value_``). Element-wise, so the signals of a batch stay independent."""
+    torch.nn.utils.clip_grad_value_(model.parameters(), clip)
 
 
 def _curve_row(task: Task, step: int, mean_loss: Tensor, seconds: float) -> dict[str, Any]:

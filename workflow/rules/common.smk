@@ -150,7 +150,8 @@ BENCH_STEPS = 50
 
 def bench_context():
     """(dataset, models) of the benchmarked task: the dataset whose settings the camera benchmark
-    takes (camera itself when the task lists it, else its first dataset) and its deq/mfn models."""
+    takes (camera itself when the task lists it, else its first dataset) and its deq/mfn models.
+    """
     datasets = i2config.task_datasets(CONFIG, BENCH_TASK) or ["camera"]
     dataset = "camera" if "camera" in datasets else datasets[0]
     models = [

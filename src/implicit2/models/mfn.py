@@ -22,6 +22,11 @@ from implicit2.models.filters import FourierFilter, GaborFilter, SirenFilter
 from implicit2.models.layers import StackedLinear
 from implicit2.models.spectral import SpectralNorm
 
+#: γ prior shape of the input filter g₀ of a Gabor network, whatever ``gabor_alpha`` says: the
+#: authors' code builds g₀ without the filter options, so it takes their default α = 6 (divided by
+#: L + 1 like every filter's); ``gabor_alpha`` sets the layer filters g₁ … g_L.
+INPUT_FILTER_GABOR_ALPHA = 6.0
+
 
 @dataclass(frozen=True)
 class Context:
@@ -53,14 +58,15 @@ class MultiplicativeFilterNetwork(nn.Module):
         self.filter_type = filter_type
         scale = input_scale / math.sqrt(layers + 1)
 
-        def make_filter() -> nn.Module:
+        def make_filter(alpha: float) -> nn.Module:
             if filter_type == "fourier":
                 return FourierFilter(rngs, in_dim, width, scale)
             if filter_type == "gabor":
-                return GaborFilter(rngs, in_dim, width, scale, gabor_alpha / (layers + 1))
+                return GaborFilter(rngs, in_dim, width, scale, alpha / (layers + 1))
             return SirenFilter(rngs, in_dim, width, scale)
 
-        self.filters = nn.ModuleList(make_filter() for _ in range(layers + 1))
+        alphas = [INPUT_FILTER_GABOR_ALPHA] + [gabor_alpha] * layers
+        self.filters = nn.ModuleList(make_filter(alpha) for alpha in alphas)
         bound = 1.0 / math.sqrt(width)
         self.linears = nn.ModuleList(
             StackedLinear(rngs, width, width, weight_bound=bound) for _ in range(layers)
