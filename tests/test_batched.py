@@ -285,3 +285,77 @@ def test_fused_adam_steps_like_the_default_one(crops: PreparedData):
     assert all(not torch.equal(trained, initial) for trained, initial in pairs)
     for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def optimizer_spy(monkeypatch, record) -> None:
+    """Make the trainer's optimiser call ``record(model, optimizer)`` before each update."""
+    import types
+
+    from implicit2 import train as trainer
+
+    make = trainer.make_optimizer
+
+    def spied(model, lr, device):
+        optimizer = make(model, lr, device)
+        step = optimizer.step
+
+        def update(self, *args, **kwargs):
+            record(model, optimizer)
+            return step(*args, **kwargs)
+
+        optimizer.step = types.MethodType(update, optimizer)  # the scheduler wraps a method
+        return optimizer
+
+    monkeypatch.setattr(trainer, "make_optimizer", spied)
+
+
+def test_grad_clip_clamps_every_gradient_element(crops: PreparedData, monkeypatch):
+    largest: list[float] = []
+
+    def record(model, optimizer):
+        largest.append(max(float(p.grad.abs().max()) for p in model.parameters()))
+
+    optimizer_spy(monkeypatch, record)
+    train(get_task("image_representation"), crops, "mfn-fourier-1L16D", 0, settings(), CPU)
+    unclipped = max(largest)
+    largest.clear()
+    clip = unclipped / 10
+    train(
+        get_task("image_representation"),
+        crops,
+        "mfn-fourier-1L16D",
+        0,
+        settings(grad_clip=clip),
+        CPU,
+    )
+    assert len(largest) == 30 and max(largest) <= clip < unclipped
+
+
+def test_lr_decays_linearly_to_lr_decay_times_lr(crops: PreparedData, monkeypatch):
+    rates: list[float] = []
+    optimizer_spy(
+        monkeypatch, lambda model, optimizer: rates.append(optimizer.param_groups[0]["lr"])
+    )
+    train(
+        get_task("image_representation"), crops, "deq-fourier-1L16D", 0, settings(lr_decay=0.1), CPU
+    )
+    steps, lr = 30, 3e-3
+    assert rates == pytest.approx([lr * (1 - 0.9 * k / steps) for k in range(steps)])
+
+
+def test_a_run_trained_in_signal_batches_evaluates_like_one_trained_at_once(tmp_path: Path):
+    """Predictions of a run stored as several signal batches go back to the right signals."""
+    from implicit2.runs import evaluate_dir, load_data, train_to_dir
+
+    np.save(tmp_path / "crops.npy", image_crops("camera", 16, 3, seed=0))  # an image stack
+    get_task("image_representation").prepare(tmp_path / "crops.npy", tmp_path / "three.npz", {})
+    three = load_data("image_representation", tmp_path / "three.npz")
+    scores = {}
+    for batch in (1, 2, 3):
+        run = tmp_path / f"batch{batch}"
+        train_to_dir(three.task, three, "deq-fourier-1L16D", 0, settings(signal_batch=batch), run)
+        scores[batch] = evaluate_dir(three.task, three, run, run / "metrics.json", "cpu")
+    per_signal = scores[3]["psnr_per_signal"]
+    assert len(set(np.round(per_signal, 1))) == 3  # distinct crops, distinct scores
+    for batch in (1, 2):
+        assert scores[batch]["psnr_per_signal"] == pytest.approx(per_signal, abs=0.05)

@@ -171,6 +171,13 @@ def reference(camera, tmp_path_factory) -> Path:
     return out
 
 
+def kill_point_chooser() -> random.Random:
+    """Random kill points whose seed is printed (shown with a failure) and can be replayed."""
+    seed = int(os.environ.get("IMPLICIT2_KILL_SEED", random.randrange(2**32)))
+    print(f"kill points from seed {seed} (replay: IMPLICIT2_KILL_SEED={seed})")
+    return random.Random(seed)
+
+
 class StopAt(ckpt.Checkpointer):
     """A checkpointer that behaves as if SIGTERM arrived during step ``stop_step``."""
 
@@ -194,13 +201,19 @@ def train_in_process(
     return runs.train_to_dir(TASK, data, model, 0, settings, out, progress=False)
 
 
-def interrupted_in_process(data_path: Path, out: Path, monkeypatch, stop_step: int = 15) -> None:
+def interrupted_in_process(
+    data_path: Path,
+    out: Path,
+    monkeypatch,
+    stop_step: int = 15,
+    hparams: dict[str, Any] = HPARAMS,
+) -> None:
     """Train until ``stop_step`` (checkpoints at 10 and 15), as if stopped by SIGTERM."""
     with monkeypatch.context() as patch:
         patch.setattr(StopAt, "stop_step", stop_step)
         patch.setattr(runs, "Checkpointer", StopAt)
         with pytest.raises(ckpt.TrainingInterrupted, match=f"after step {stop_step}"):
-            train_in_process(data_path, out)
+            train_in_process(data_path, out, hparams)
     assert checkpoint_steps(out) == [stop_step - 5, stop_step]
     assert not (out / "model.pt").exists()
 
@@ -221,7 +234,7 @@ def in_process_reference(camera, tmp_path_factory) -> Path:
 def test_sigkill_at_a_random_step_then_resume_is_bit_identical(camera, reference, tmp_path):
     out = tmp_path / "run"
     log = tmp_path / "train.log"
-    chooser = random.Random()
+    chooser = kill_point_chooser()
     kill_after = chooser.randrange(10, 150)
     process = start(camera, out, log)
     wait_for_checkpoint(process, out, kill_after)
@@ -389,6 +402,16 @@ def test_resume_keeps_the_automatic_signal_batch(tmp_path, monkeypatch):
     assert chosen == [3]
     assert [(c.first, c.count) for c in result.chunks] == [(0, 3), (3, 1)]
     assert checkpointer.resumed == [(0, 15)]
+
+
+def test_resume_continues_the_learning_rate_decay(camera, tmp_path, monkeypatch):
+    decaying = {**HPARAMS, "lr_decay": 0.1}
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    train_in_process(camera, whole, decaying)
+    interrupted_in_process(camera, resumed, monkeypatch, hparams=decaying)
+    record = train_in_process(camera, resumed, decaying)
+    assert record["provenance"]["resumed"] == [{"first_signal": 0, "step": 15}]
+    assert_same_weights(whole, resumed)
 
 
 # ---- divergence -----------------------------------------------------------------------------
@@ -629,7 +652,7 @@ def test_fit_killed_then_run_again_resumes_bit_identically(tmp_path):
     assert fit(tmp_path / "whole").wait(timeout=300) == 0
     out = tmp_path / "killed"
     process = fit(out)
-    wait_for_checkpoint(process, out, random.Random().randrange(10, 100))
+    wait_for_checkpoint(process, out, kill_point_chooser().randrange(10, 100))
     process.send_signal(signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL
     assert not (out / "metrics.json").exists()
