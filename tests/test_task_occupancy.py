@@ -173,3 +173,22 @@ def test_solver_steps_eval_counts_the_scoring_passes_only(tmp_path, monkeypatch)
     monkeypatch.setattr(type(task), "evaluate", spy)
     metrics = evaluate_dir("occupancy", data, tmp_path / "run", tmp_path / "m.json", "cpu")
     assert scoring and metrics["solver_steps_eval"] == pytest.approx(np.mean(scoring))
+
+
+def test_hard_points_lie_near_the_surface_and_easy_points_fill_the_box(tmp_path):
+    from scipy.spatial import cKDTree
+
+    raw = demo.generate("demo_shape", tmp_path / "raw")
+    task = get_task("occupancy")
+    task.prepare(raw, tmp_path / "shape.npz", SMALL)
+    data = task.load(tmp_path / "shape.npz")
+    mesh = load_mesh(raw)
+    normalise(mesh)
+    surface = cKDTree(trimesh.sample.sample_surface(mesh, 200_000, seed=0)[0])
+    hard_distance = surface.query(data.extra["hard_coords"])[0]
+    easy_distance = surface.query(data.test_coords)[0]
+    assert np.quantile(hard_distance, 0.99) < 0.01  # surface samples + N(0, 0.001) noise
+    assert np.median(easy_distance) > 5 * np.quantile(hard_distance, 0.99)
+    assert 0.3 < data.extra["hard_targets"].mean() < 0.7  # about half inside, half outside
+    low, high = np.array(data.meta["bounds"])
+    assert (data.test_coords >= low - 1e-6).all() and (data.test_coords <= high + 1e-6).all()
