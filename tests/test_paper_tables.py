@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from implicit2.cli import main
 from implicit2.paper import write_tables
@@ -350,10 +351,64 @@ def test_cli_tables(tmp_path: Path) -> None:
     assert "ref " not in (out / "paper.tex").read_text()  # no --reference: no reference values
 
 
+def reference_values(path: Path) -> dict[tuple[str, str, str, str], float]:
+    """The non-null (task, dataset, model, metric) values of a reference YAML, read directly."""
+    data = yaml.safe_load(path.read_text()) or {}
+    return {
+        (task, dataset, model, metric): value
+        for task, datasets in data.items()
+        for dataset, models in (datasets or {}).items()
+        for model, metrics in (models or {}).items()
+        for metric, value in (metrics or {}).items()
+        if value is not None
+    }
+
+
 def test_repository_reference_file_is_valid(tmp_path: Path) -> None:
+    """The shipped reference loads, and its values (or none) reach the CSVs and paper.tex."""
     reference = Path(__file__).resolve().parents[1] / "config" / "paper_reference.yaml"
+    given = reference_values(reference)
     paths = write_runs(tmp_path)
-    assert write_tables(paths, tmp_path / "out", reference)
+    out = tmp_path / "out"
+    written = write_tables(paths, out, reference)
+    assert written == [out / f"{IMAGE_TASK}.csv", out / f"{OCC_TASK}.csv", out / "paper.tex"]
+
+    frame = pd.read_csv(out / f"{IMAGE_TASK}.csv")
+    expected = expected_image_rows()
+    assert list(zip(frame["dataset"], frame["model"], strict=True)) == [
+        (row["dataset"], row["model"]) for row in expected
+    ]
+    for (_, got), want in zip(frame.iterrows(), expected, strict=True):
+        ref = given.get((IMAGE_TASK, want["dataset"], want["model"], "psnr"))
+        if want["psnr_mean"] is None:
+            assert pd.isna(got["psnr_mean"])
+        else:
+            assert got["psnr_mean"] == pytest.approx(want["psnr_mean"], abs=1e-9)
+        if ref is None:
+            assert pd.isna(got["psnr_ref"]) and pd.isna(got["psnr_diff"]), want["model"]
+        else:
+            assert got["psnr_ref"] == pytest.approx(ref)
+            if want["psnr_mean"] is not None:
+                assert got["psnr_diff"] == pytest.approx(want["psnr_mean"] - ref)
+    occupancy = pd.read_csv(out / f"{OCC_TASK}.csv").set_index("model")
+    for model in OCC_MODELS:
+        mean = statistics.mean(iou_values(model, s)[0] for s in SEEDS)
+        assert occupancy.loc[model, "iou_easy_mean"] == pytest.approx(mean)
+        ref = given.get((OCC_TASK, "dragon", model, "iou_easy"))
+        got = occupancy.loc[model, "iou_easy_ref"]
+        assert pd.isna(got) if ref is None else got == pytest.approx(ref), model
+
+    tex = (out / "paper.tex").read_text()
+    runs = len(DATASETS) * len(MODELS) * len(SEEDS) + len(OCC_MODELS) * len(SEEDS)
+    ok = runs - len(DIVERGED) - len(MISSING)
+    assert (
+        f"from {runs} runs: {ok} finished, {len(DIVERGED)} diverged, {len(MISSING)} missing." in tex
+    )
+    assert "paper\\_reference.yaml}" in tex and f"({len(given)} given)." in tex
+    cells = {(IMAGE_TASK, d, m) for d in DATASETS for m in MODELS}
+    cells |= {(OCC_TASK, "dragon", m) for m in OCC_MODELS}
+    shown = [key for key in given if key[:3] in cells]
+    assert ("ref " in tex) == bool(shown)  # reference values appear only where given
 
 
 def test_malformed_metrics_names_the_file(tmp_path: Path) -> None:
