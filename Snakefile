@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -45,6 +46,8 @@ try:
     REFERENCE = i2config.reference_path(CONFIG, workflow.basedir)
 except i2config.ConfigError as error:
     raise WorkflowError(f"{error}\n(see config/README.md and {SCHEMA})") from None
+for _warning in i2config.shadowed_train_keys(CONFIG, config):
+    logger.warning(f"config warning: {_warning}")
 
 # Jobs run `python -m implicit2 ...` from this checkout, whichever Python environment executes
 # them: the project's venv, or a conda environment made from envs/implicit2.yaml (--sdm conda).

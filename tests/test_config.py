@@ -255,6 +255,17 @@ def test_user_global_train_beats_builtin_task_defaults():
     assert cfg.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")["steps"] == 9
 
 
+def test_a_global_train_key_every_task_overrides_is_reported(full, demo):
+    assert cfg.shadowed_train_keys(full, raw()) == []
+    assert cfg.shadowed_train_keys(demo, raw(DEMO)) == []
+    written = cfg.merge_config(raw(), {"train": {"steps": 100, "tol": 1e-4}})
+    (warning,) = cfg.shadowed_train_keys(cfg.validate(written), written)
+    assert warning.startswith("train.steps has no effect: task_settings.<task>.train.steps")
+    assert "'task_settings={image_representation: {train: {steps: ...}}}'" in warning
+    minimal = {"tasks": ["audio"], "datasets": {"bach": {}}, "train": {"steps": 7}}
+    assert cfg.shadowed_train_keys(cfg.validate(minimal), minimal) == []  # defaults yield to it
+
+
 def test_minibatch_task_needs_a_batch_size(full):
     config = cfg.validate(
         cfg.merge_config(raw(), {"task_settings": {"video": {"train": {"batch_size": None}}}})

@@ -691,6 +691,24 @@ def resolve_hparams(
     return resolved
 
 
+def shadowed_train_keys(config: Mapping[str, Any], written: Mapping[str, Any]) -> list[str]:
+    """Warnings for keys written in the global ``train`` block (``written``: the config before
+    validation filled in defaults) that every selected task's ``task_settings.<task>.train`` of
+    the validated ``config`` sets too, so that they change nothing (an easy trap with
+    ``--config 'train={steps: 100}'``: the paper's config sets ``steps`` per task)."""
+    tasks = selected_tasks(config)
+    user_train = written.get("train")
+    warnings = []
+    for key in user_train if isinstance(user_train, Mapping) else ():
+        if tasks and all(key in config["task_settings"][t].get("train", {}) for t in tasks):
+            warnings.append(
+                f"train.{key} has no effect: task_settings.<task>.train.{key} is set for every "
+                f"selected task ({', '.join(tasks)}); set it there, e.g. --config "
+                f"'task_settings={{{tasks[0]}: {{train: {{{key}: ...}}}}}}'"
+            )
+    return warnings
+
+
 def resolve_resources(
     config: Mapping[str, Any], task: str, dataset: str, stage: str
 ) -> dict[str, int]:
