@@ -77,6 +77,10 @@ def test_bad_audio_files_name_the_file(tmp_path):
     soundfile.write(short, np.ones(100, dtype=np.float32) * 0.5, 8000)
     with pytest.raises(ValueError, match=r"short\.wav: fewer than 2 samples"):
         task.prepare(short, tmp_path / "out.npz", {"offset_seconds": 1.0})
+    pair = tmp_path / "pair.wav"
+    soundfile.write(pair, np.array([0.5, -0.5], dtype=np.float32), 8000)
+    with pytest.raises(ValueError, match=r"pair\.wav: fewer than 2 samples left after resample"):
+        task.prepare(pair, tmp_path / "out.npz", {"resample": 4000})
     with pytest.raises(ValueError, match="max_seconds must be a number"):
         task.prepare(short, tmp_path / "out.npz", {"max_seconds": "all"})
     assert not (tmp_path / "out.npz").exists()

@@ -137,6 +137,24 @@ def test_npz_keys_and_value_ranges(tmp_path):
         task.prepare(tmp_path / "many.npz", tmp_path / "m.npz", {})
 
 
+def test_gray_alpha_and_cmyk_pictures_are_one_image_with_their_colours(tmp_path):
+    from PIL import Image
+
+    task = get_task("image_representation")
+    gray = np.arange(30, dtype=np.uint8).reshape(6, 5) * 8
+    Image.fromarray(np.stack([gray, np.full_like(gray, 255)], -1), mode="LA").save(
+        tmp_path / "la.png"
+    )
+    task.prepare(tmp_path / "la.png", tmp_path / "la.npz", {})
+    data = task.load(tmp_path / "la.npz")
+    assert data.num_signals == 1 and data.out_dim == 1  # one gray image, alpha dropped
+    assert np.allclose((data.train_targets[0, :, 0] + 1) / 2, gray.reshape(-1) / 255, atol=1e-6)
+    Image.new("RGB", (8, 6), (200, 50, 0)).convert("CMYK").save(tmp_path / "ink.jpg")
+    task.prepare(tmp_path / "ink.jpg", tmp_path / "ink.npz", {})
+    pixels = (task.load(tmp_path / "ink.npz").train_targets[0] + 1) / 2 * 255
+    assert np.allclose(pixels, [200, 50, 0], atol=6)  # RGB, not the ink channels
+
+
 def test_bad_image_files_name_the_file(tmp_path):
     task = get_task("image_representation")
     corrupt = tmp_path / "corrupt.npz"

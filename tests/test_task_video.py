@@ -75,6 +75,17 @@ def test_npy_video(tmp_path):
     assert np.allclose(data.train_targets[0], expected.reshape(-1, 3), atol=1e-6)
 
 
+def test_npy_video_of_floats_in_0_255_takes_value_scale(tmp_path):
+    video = np.random.default_rng(0).uniform(0, 255, (2, 4, 5, 3)).astype(np.float32)
+    np.save(tmp_path / "floats_video.npy", video)
+    task = get_task("video")
+    with pytest.raises(ValueError, match="set value_scale: 255"):
+        task.prepare(tmp_path / "floats_video.npy", tmp_path / "v.npz", {})
+    task.prepare(tmp_path / "floats_video.npy", tmp_path / "v.npz", {"value_scale": 255})
+    targets = task.load(tmp_path / "v.npz").train_targets[0]
+    assert np.allclose(targets, (video / 255 * 2 - 1).reshape(-1, 3), atol=2 / 255)
+
+
 def test_empty_videos_name_the_file(tmp_path):
     empty = tmp_path / "empty.mp4"
     with av.open(str(empty), mode="w") as container:

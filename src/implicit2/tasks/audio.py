@@ -85,6 +85,11 @@ class Audio(Task):
             common = math.gcd(new_rate, rate)
             wave = resample_poly(wave, new_rate // common, rate // common)
             rate = new_rate
+            if wave.size < 2:
+                raise ValueError(
+                    f"{path}: fewer than 2 samples left after resample={new_rate}; keep more of "
+                    "the file (offset_seconds, max_seconds) or resample less"
+                )
         peak = float(np.abs(wave).max())
         if peak < SILENCE:
             raise ValueError(f"{path}: the audio is silent (peak |amplitude| {peak:g})")

@@ -30,7 +30,7 @@ from implicit2.tasks import imaging
 from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.grids import image_coords
-from implicit2.tasks.options import check_options, non_negative_float, positive_int
+from implicit2.tasks.options import check_options, positive_int, value_scale
 from implicit2.tasks.preview import safe_name, save_png, tile
 from implicit2.tasks.scores import psnr_summary, run_predict, unit_psnr
 from implicit2.tasks.storage import check_array, open_prepared, save_prepared, signal_names
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_EXPORTED = 8
+#: Pillow colour modes whose channels are not gray/RGB(+alpha): read converted to RGB.
+COLOUR_MODES_AS_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})
 
 OPTIONS = {
     "key": "array name inside an npz (default: test_data if present, else the only array)",
@@ -60,6 +62,8 @@ def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[s
 
         try:
             array = iio.imread(path)
+            if iio.immeta(path).get("mode") in COLOUR_MODES_AS_RGB:
+                array = iio.imread(path, mode="RGB")  # CMYK's 4th channel is ink, not alpha
         except Exception as error:  # imageio raises many types for a bad file
             raise ValueError(f"{path}: not a readable image ({error})") from error
     else:
@@ -76,13 +80,11 @@ def read_images(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, list[s
                 f"{path}: cannot reshape {array.shape} to {shape} ({error})"
             ) from error
     stack = imaging.as_stack(array, str(path))
-    value_scale = non_negative_float("image", options, "value_scale", None)
-    if value_scale == 0:
-        raise ValueError(f"{path}: value_scale must be > 0")
+    scale = value_scale("image", options)
     limit = positive_int("image", options, "limit", None)
     if limit is not None:
         stack = stack[:limit]
-    stack = imaging.to_unit(stack, str(path), value_scale)
+    stack = imaging.to_unit(stack, str(path), scale)
     if len(stack) == 1:
         names = [path.stem]
     else:

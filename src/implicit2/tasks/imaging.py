@@ -124,14 +124,14 @@ def unpack_unit(array: np.ndarray, what: str) -> np.ndarray:
 def as_stack(array: np.ndarray, what: str) -> np.ndarray:
     """An image or stack → (N, H, W, C) with C ∈ {1, 3} (an alpha channel is dropped).
 
-    2-D: one gray image. 3-D: one (H, W, C) image when the last axis has 1, 3 or 4 entries, else N
-    gray images. 4-D: N images.
+    2-D: one gray image. 3-D: one (H, W, C) image when the last axis has 1 to 4 entries (gray,
+    gray + alpha, RGB, RGBA), else N gray images. 4-D: N images.
     """
     array = np.asarray(array)
     if array.ndim == 2:
         array = array[None, :, :, None]
     elif array.ndim == 3:
-        array = array[None] if array.shape[-1] in (1, 3, 4) else array[..., None]
+        array = array[None] if array.shape[-1] in (1, 2, 3, 4) else array[..., None]
     elif array.ndim != 4:
         raise ValueError(
             f"{what}: expected an image (H, W[, C]) or a stack (N, H, W[, C]), "
@@ -142,6 +142,7 @@ def as_stack(array: np.ndarray, what: str) -> np.ndarray:
         logger.info("%s: dropping the alpha channel", what)
         array = array[..., :3]
     elif channels == 2:
+        logger.info("%s: dropping the alpha channel", what)
         array = array[..., :1]
     elif channels not in (1, 3):
         raise ValueError(f"{what}: {channels} channels; expected 1 (gray), 3 (RGB) or 4 (RGBA)")

@@ -14,8 +14,9 @@ The paper samples fresh training points every step; here ``prepare`` labels a la
 a step, 10,000 steps see each pool point about 120 times.
 
 Meshes must be watertight (containment of an open scan is ill-defined): ``prepare`` refuses others
-unless the option ``allow_non_watertight: true`` is set (the shared Stanford bunny scan has holes;
-the tests set the flag rather than repairing it, which ``trimesh.repair.fill_holes`` cannot do).
+unless the option ``allow_non_watertight: true`` is set. The registry sets it for the paper's five
+Stanford scans, which have holes and which the authors labelled by ray parity as they are
+(``trimesh.repair.fill_holes`` cannot close them); a user's own mesh must opt in.
 
 ``prepare`` options: ``train_points`` (pool size, default 2²²), ``test_points`` (size of each test
 set, default 2²⁰), ``seed`` (default 0), ``allow_non_watertight`` (default false), ``render_size``

@@ -40,6 +40,14 @@ def non_negative_float(
     return float(value)
 
 
+def value_scale(task: str, options: Mapping[str, Any]) -> float | None:
+    """The ``value_scale`` option (the raw value that means white), > 0, or None (by dtype)."""
+    scale = non_negative_float(task, options, "value_scale", None)
+    if scale == 0:
+        raise ValueError(f"{task}: prepare option value_scale must be > 0")
+    return scale
+
+
 def flag(task: str, options: Mapping[str, Any], name: str) -> bool:
     """``options[name]`` as a bool (False when absent)."""
     value = options.get(name, False)

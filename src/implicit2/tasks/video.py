@@ -32,7 +32,7 @@ from implicit2.tasks import imaging
 from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.grids import video_coords
-from implicit2.tasks.options import check_options, positive_int
+from implicit2.tasks.options import check_options, positive_int, value_scale
 from implicit2.tasks.preview import save_png, tile
 from implicit2.tasks.scores import psnr_summary, run_predict, unit_psnr
 from implicit2.tasks.storage import check_array, open_prepared, save_prepared, signal_names
@@ -48,6 +48,7 @@ OPTIONS = {
     "frames": "keep the first K frames after the stride (default: all)",
     "size": "int (shorter side, aspect kept) or [height, width]",
     "key": "array name inside an npz (default: video or frames)",
+    "value_scale": "npy/npz: divide raw values by this (default: 255 for uint8, 65535 for uint16)",
 }
 
 
@@ -82,7 +83,7 @@ def read_video(path: Path, options: dict[str, Any]) -> tuple[np.ndarray, float]:
                 f"{path}: expected a video (T, H, W[, C]) with T ≥ 1, got {array.shape}"
             )
         stack = imaging.as_stack(array[selection.indices(array.shape[0])], str(path))
-        stack = imaging.to_unit(stack, str(path))
+        stack = imaging.to_unit(stack, str(path), value_scale("video", options))
         shape = selection.shape(*stack.shape[1:3])
         frames = imaging.pack_unit(stack if shape is None else imaging.resize(stack, shape))
         return frames, DEFAULT_FPS / selection.stride
