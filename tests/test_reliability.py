@@ -482,10 +482,13 @@ def test_non_finite_predictions_at_evaluation_record_a_diverged_run(
     for state in payload["states"]:
         state["core.output.bias"].fill_(float("nan"))
     torch.save(payload, out / "model.pt")
+    (out / "recon").mkdir(exist_ok=True)
+    (out / "recon" / "camera.png").write_bytes(b"an earlier evaluation's reconstruction")
     metrics = json.loads(evaluate(out, camera).read_text(encoding="utf-8"))
     assert metrics["status"] == "diverged" and metrics["psnr"] is None
     assert metrics["diverged_step"] == HPARAMS["steps"]
-    assert (out / "recon" / "preview.png").stat().st_size > 0
+    # Only the placeholder: the reconstructions of the earlier evaluation are gone.
+    assert [path.name for path in (out / "recon").iterdir()] == ["preview.png"]
     write_tables([out / "metrics.json"], tmp_path / "tables")
     rows = list(csv.DictReader((tmp_path / "tables" / f"{TASK}.csv").open()))
     assert rows[0]["n_diverged"] == "1" and rows[0]["psnr_mean"] == ""
@@ -605,6 +608,20 @@ def test_damaged_model_file_is_refused(camera, in_process_reference, tmp_path):
     torch.save(payload, bad)
     with pytest.raises(ValueError, match="weights do not fit"):
         load_models(bad, torch.device("cpu"))
+
+
+def test_a_model_for_another_number_of_signals_is_refused(camera, in_process_reference):
+    from implicit2.evaluate import evaluate_run
+
+    data = runs.load_data(TASK, camera)
+    data.train_targets = np.concatenate([data.train_targets] * 2)  # prepared again: two images
+    data.test_targets = np.concatenate([data.test_targets] * 2)
+    data.signal_names = [*data.signal_names, "another"]
+    model = in_process_reference / "model.pt"
+    with pytest.raises(ValueError, match=f"{model}: the model holds 1 signal.* data has 2"):
+        evaluate_run(
+            runs.get_task(TASK), data, model, in_process_reference / "x", torch.device("cpu")
+        )
 
 
 # ---- provenance -----------------------------------------------------------------------------

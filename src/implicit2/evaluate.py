@@ -97,6 +97,13 @@ def evaluate_run(
             f"{model_path}: model maps {payload['in_dim']}→{payload['out_dim']} dims but the "
             f"prepared data has {data.in_dim}→{data.out_dim}; was it trained on another dataset?"
         )
+    trained = sum(model.num_signals for model in models)
+    if trained != data.num_signals:
+        raise ValueError(
+            f"{model_path}: the model holds {trained} signal(s) but the prepared data has "
+            f"{data.num_signals}; was the data prepared again with other options (e.g. limit)? "
+            "Train the run again"
+        )
     predictor = Predictor(models, device)
     metrics, predictions = task.evaluate(predictor, data)
     # Scoring only: the export (renders, meshes) runs the same predictor again.

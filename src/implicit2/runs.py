@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,7 @@ def evaluate_dir(
     metrics: dict[str, Any] = {key: record.get(key) for key in CARRIED}
     metrics["signal_names"] = data.signal_names
     recon = run_dir / "recon"
+    shutil.rmtree(recon, ignore_errors=True)  # no reconstruction of an earlier evaluation stays
     reason = f"{record['model']}: diverged at step {record['diverged_step']}"
     if record["status"] == "ok":
         try:
