@@ -170,3 +170,23 @@ def test_no_tf32_reaches_the_trainer(monkeypatch):
     device = torch.device("cpu")
     bench.compare_batched("mfn-fourier-1L8D", data, 4, 1e-3, 8.0, device, True, tf32=False)
     assert seen == [False, False, False]  # warm-up, batched, one by one
+
+
+def test_cuda_peak_memory_starts_after_init_and_leaves_out_the_probe(monkeypatch):
+    """On an explicit cuda:N the counters are reset only after CUDA is initialised (else the
+    reset fails), and a benchmark's peak leaves out the reference matmul's buffers."""
+    from implicit2.bench import MatmulProbe
+    from implicit2.profiling import peak_memory_bytes, reset_peak_memory
+
+    calls: list[object] = []
+    monkeypatch.setattr(torch.cuda, "init", lambda: calls.append("init"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d: calls.append(str(d)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 5_000_000)
+    gpu, cpu = torch.device("cuda:1"), torch.device("cpu")
+    reset_peak_memory(gpu)
+    reset_peak_memory(cpu)
+    assert calls == ["init", "cuda:1"]
+    probe = MatmulProbe(100, 8, cpu)
+    assert probe.nbytes == (100 * 8 + 8 * 8 + 100 * 8) * 4
+    assert peak_memory_bytes(gpu, 7, held_elsewhere=probe.nbytes) == 5_000_000 - probe.nbytes
+    assert peak_memory_bytes(cpu, 7, held_elsewhere=probe.nbytes) == 7  # CPU: saved bytes

@@ -130,6 +130,7 @@ class Checkpointer:
         state: dict[str, Any],
     ) -> None:
         """Write a checkpoint atomically and prune old ones; raise TrainingInterrupted on a stop."""
+        device = next(model.parameters()).device
         payload = {
             "format": FORMAT,
             "identity": dataclasses.asdict(identity),
@@ -139,7 +140,8 @@ class Checkpointer:
             "scheduler": scheduler.state_dict(),
             "generator": generator.get_state(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None,
+            # The training device's generator only: a resume may see another number of GPUs.
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "state": {k: _to_cpu(v) for k, v in state.items()},
         }
         path = self.folder / f"signals{identity.first_signal}-step{state['step']}.pt"
@@ -196,9 +198,9 @@ class Checkpointer:
                 ) from error
             if payload.get("torch_rng") is not None:
                 torch.set_rng_state(payload["torch_rng"])
-            if payload.get("cuda_rng") is not None and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(payload["cuda_rng"])
             device = next(model.parameters()).device
+            if isinstance(payload.get("cuda_rng"), torch.Tensor) and device.type == "cuda":
+                torch.cuda.set_rng_state(payload["cuda_rng"], device)
             state = {k: _to_device(v, device) for k, v in payload["state"].items()}
             log.info("resuming from %s (step %d)", path, state["step"])
             self.resumed.append((identity.first_signal, int(state["step"])))

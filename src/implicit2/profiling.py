@@ -35,8 +35,21 @@ class SavedTensorMeter:
             yield self
 
 
-def peak_memory_bytes(device: torch.device, saved_bytes: int) -> int:
-    """Peak allocated CUDA memory, or on CPU the saved-for-backward byte count of one step."""
+def reset_peak_memory(device: torch.device) -> None:
+    """Start counting the peak CUDA memory of ``device`` afresh (nothing to do on CPU).
+
+    CUDA is initialised first: resetting the counters of an explicit ``cuda:N`` before any other
+    CUDA work fails ("did you call init?").
+    """
     if device.type == "cuda":
-        return int(torch.cuda.max_memory_allocated(device))
+        torch.cuda.init()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device, saved_bytes: int, held_elsewhere: int = 0) -> int:
+    """Peak allocated CUDA memory less ``held_elsewhere`` (bytes that other code kept allocated
+    throughout, e.g. a benchmark's reference buffers), or on CPU the saved-for-backward byte
+    count of one step."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)) - held_elsewhere
     return int(saved_bytes)

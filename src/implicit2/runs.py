@@ -7,14 +7,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from implicit2 import io as atomic
 from implicit2 import provenance
 from implicit2.checkpoint import Checkpointer
 from implicit2.evaluate import evaluate_run
 from implicit2.models import count_parameters
-from implicit2.settings import TrainSettings, resolve_device
+from implicit2.profiling import reset_peak_memory
+from implicit2.settings import TrainSettings, resolve_device, set_matmul_precision
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.tasks.scores import NonFinitePrediction
@@ -65,8 +64,7 @@ def train_to_dir(
     """Train and write model.pt, curve.csv, train.json; resumes from ``out_dir/ckpt``."""
     task = get_task(task_name)
     device = resolve_device(settings.device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    reset_peak_memory(device)
     started = provenance.now()
     checkpointer = Checkpointer(out_dir / "ckpt", every=checkpoint_every)
     checkpointer.install_signal_handlers()
@@ -116,6 +114,8 @@ def evaluate_dir(
     """Evaluate ``run_dir`` and write ``out`` (metrics.json) and ``run_dir/recon/``."""
     record = atomic.read_json(run_dir / "train.json")
     device = resolve_device(device_name)
+    # Evaluate with the matmul precision the run trained with (as `fit` does, in one process).
+    set_matmul_precision(bool((record.get("hparams") or {}).get("tf32", True)), device)
     started = provenance.now()
     metrics: dict[str, Any] = {key: record.get(key) for key in CARRIED}
     metrics["signal_names"] = data.signal_names

@@ -96,12 +96,17 @@ def apply_device_options(settings: TrainSettings, device: torch.device) -> dict[
     TF32 tensor-core matmuls (and convolutions) are on by default on CUDA (``tf32: false`` opts
     out); they do not exist on CPU, which always computes in full float32.
     """
-    tf32 = settings.tf32 and device.type == "cuda"
+    return {"tf32": set_matmul_precision(settings.tf32, device), "compile": settings.compile}
+
+
+def set_matmul_precision(tf32: bool, device: torch.device) -> bool:
+    """TF32 matmuls on ``device`` when ``tf32`` and it is CUDA; returns whether TF32 is on."""
+    tf32 = tf32 and device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         torch.set_float32_matmul_precision("high" if tf32 else "highest")
-    return {"tf32": tf32, "compile": settings.compile}
+    return tf32
 
 
 def is_device_name(name: str) -> bool:

@@ -43,8 +43,9 @@ CPU_SIGNAL_ELEMENTS = 1 << 21
 #: On CUDA, ``signal_batch: 0`` fills at most this share of the free device memory.
 DEVICE_MEMORY_SHARE = 0.8
 #: Besides what autograd saves, a step's peak holds up to this many activations of points ×
-#: width floats (warm-start state, solver iterates, gradients in flight): 2.3–6.3 measured on an
-#: H200 for the paper's models with the fixed-point solver (docs/benchmarks.md), rounded up.
+#: width floats (warm-start state, solver iterates, gradients in flight): 0.3–4.3 on an H200 for
+#: the paper's models with the fixed-point solver, once the bench's own buffers are left out
+#: (docs/benchmarks.md); kept at 8 for margin until measured again.
 WORKSPACE_ACTIVATIONS = 8
 #: Point counts of the two probe steps that measure a model's saved bytes per point.
 PROBE_POINTS = (256, 512)

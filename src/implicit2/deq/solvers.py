@@ -314,7 +314,10 @@ def _mixing_weights(gram: Tensor, lam: float) -> Tensor:
     scale = gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(_GRAM_FLOOR)
     eye = torch.eye(n, dtype=gram.dtype, device=gram.device)
     system = gram + (lam * scale)[:, None, None] * eye
-    weights = torch.linalg.solve(system, gram.new_ones(gram.shape[0], n, 1)).squeeze(-1)
+    # solve_ex without its error check: torch.linalg.solve reads the status back to the host (a
+    # sync every iteration on CUDA); the regularised system is never singular.
+    ones = gram.new_ones(gram.shape[0], n, 1)
+    weights = torch.linalg.solve_ex(system, ones, check_errors=False).result.squeeze(-1)
     return weights / weights.sum(dim=-1, keepdim=True)
 
 
