@@ -28,3 +28,8 @@ echo "== issue 7: 100 crops of 128², 3000 steps, batched vs one by one (first $
 timeout "${SIGNALS_TIMEOUT:-300}" "$py" -m implicit2 bench --models deq-fourier-1L256D \
     --image camera --signals 100 --size 128 --steps 3000 "${common[@]}" --compare-sequential \
     --sequential-signals "${SEQUENTIAL:-10}" --out "$out/crops100_cuda.json"
+
+echo "== issue 7: compiled steps (re-application), 8 crops of 256², on an explicit cuda:0"
+timeout "${COMPILE_TIMEOUT:-150}" "$py" -m implicit2 bench --models deq-fourier-1L256D \
+    --image camera --signals 8 --size 256 --steps 300 --lr 1e-3 --input-scale 256 \
+    --device cuda:0 --compare-sequential --compile --out "$out/compiled8_cuda0.json"
