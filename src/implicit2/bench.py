@@ -187,7 +187,7 @@ def compare_batched(
         result = train(task, run_data, name, seed, settings, device)
         _sync(device)
         seconds = time.perf_counter() - start
-        record = summary(result, device)
+        record = summary(result, device, held_elsewhere)
         psnrs[label] = per_signal_psnr(task, run_data, name, seed, settings, result, device)
         if run_data.num_signals < data.num_signals:
             figures |= {
@@ -198,8 +198,7 @@ def compare_batched(
         figures |= {
             f"{label}_seconds": seconds,
             f"{label}_step_seconds_median": record["step_seconds_median"],
-            f"{label}_peak_memory_bytes": record["peak_memory_bytes"]
-            - (held_elsewhere if device.type == "cuda" else 0),
+            f"{label}_peak_memory_bytes": record["peak_memory_bytes"],
             f"{label}_saved_bytes_per_step": record["saved_bytes_per_step"],
             f"{label}_signal_batch_size": record["signal_batch_size"],
             f"psnr_{label}": psnrs[label],

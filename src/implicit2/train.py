@@ -476,8 +476,9 @@ def write_outputs(
         torch.save(payload, temp)
 
 
-def summary(result: TrainResult, device: torch.device) -> dict[str, Any]:
-    """Timing and memory figures of a run for train.json."""
+def summary(result: TrainResult, device: torch.device, held_elsewhere: int = 0) -> dict[str, Any]:
+    """Timing and memory figures of a run for train.json (``held_elsewhere``: device bytes that
+    other code kept allocated throughout, left out of the peak)."""
     intervals = [s for c in result.chunks for s in c.interval_seconds]
     saved = max((c.saved_bytes for c in result.chunks), default=0)
     return {
@@ -485,7 +486,7 @@ def summary(result: TrainResult, device: torch.device) -> dict[str, Any]:
         "step_seconds_median": statistics.median(intervals) if intervals else None,
         "first_step_seconds": sum(c.first_step_seconds for c in result.chunks),
         "saved_bytes_per_step": saved,
-        "peak_memory_bytes": peak_memory_bytes(device, saved),
+        "peak_memory_bytes": peak_memory_bytes(device, saved, held_elsewhere),
         "solver_steps_first": max((c.solver_steps_first for c in result.chunks), default=0),
         "signal_chunks": [(c.first, c.count) for c in result.chunks],
         "signal_batch_size": max((c.count for c in result.chunks), default=0),
