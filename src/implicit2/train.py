@@ -43,9 +43,9 @@ CPU_SIGNAL_ELEMENTS = 1 << 21
 #: On CUDA, ``signal_batch: 0`` fills at most this share of the free device memory.
 DEVICE_MEMORY_SHARE = 0.8
 #: Besides what autograd saves, a step's peak holds up to this many activations of points ×
-#: width floats (warm-start state, solver iterates, gradients in flight): 0.3–4.3 on an H200 for
-#: the paper's models with the fixed-point solver, once the bench's own buffers are left out
-#: (docs/benchmarks.md); kept at 8 for margin until measured again.
+#: width floats (warm-start state, solver iterates, gradients in flight): measured on an H200,
+#: 5–6 for the paper's DEQs with the fixed-point solver and 2 for explicit MFNs, so 8 keeps the
+#: estimate 17–28 % above every DEQ peak (docs/benchmarks.md, scripts/cuda_memory_check.py).
 WORKSPACE_ACTIVATIONS = 8
 #: Point counts of the two probe steps that measure a model's saved bytes per point.
 PROBE_POINTS = (256, 512)
