@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -135,6 +137,29 @@ def test_npz_keys_and_value_ranges(tmp_path):
     np.savez(tmp_path / "many.npz", a=images, b=images)
     with pytest.raises(ValueError, match="key"):
         task.prepare(tmp_path / "many.npz", tmp_path / "m.npz", {})
+
+
+def test_a_0_1_integer_mask_is_named_and_value_scale_1_reads_it(tmp_path, caplog):
+    task = get_task("image_representation")
+    mask = np.zeros((1, 8, 8, 1), dtype=np.uint8)
+    mask[:, 2:6, 2:6] = 1
+    np.save(tmp_path / "mask.npy", mask)
+    with caplog.at_level(logging.WARNING, logger="implicit2"):
+        task.prepare(tmp_path / "mask.npy", tmp_path / "m.npz", {})
+    assert "mask.npy" in caplog.text and "value_scale: 1" in caplog.text
+    as_255 = task.load(tmp_path / "m.npz").train_targets
+    assert np.isclose(as_255.max(), 2 / 255 - 1)  # 1/255 in [0, 1], then to [-1, 1]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="implicit2"):
+        task.prepare(tmp_path / "mask.npy", tmp_path / "m1.npz", {"value_scale": 1})
+    assert "value_scale" not in caplog.text
+    assert task.load(tmp_path / "m1.npz").train_targets.max() == 1.0
+    images = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    np.save(tmp_path / "photo.npy", images)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="implicit2"):
+        task.prepare(tmp_path / "photo.npy", tmp_path / "p.npz", {})
+    assert "mask" not in caplog.text
 
 
 def test_gray_alpha_and_cmyk_pictures_are_one_image_with_their_colours(tmp_path):

@@ -33,6 +33,7 @@ def to_unit(array: np.ndarray, what: str, value_scale: float | None = None) -> n
     elif array.dtype.kind == "b":
         scaled = array.astype(np.float64)
     elif array.dtype in (np.uint8, np.uint16):
+        _warn_if_mask(array, what)
         scaled = array.astype(np.float64) / np.iinfo(array.dtype).max
     elif array.dtype.kind in "iu":
         if array.min() < 0 or array.max() > 255:
@@ -40,6 +41,7 @@ def to_unit(array: np.ndarray, what: str, value_scale: float | None = None) -> n
                 f"{what}: integer values in [{array.min()}, {array.max()}]; set the prepare "
                 "option value_scale (the value that means white)"
             )
+        _warn_if_mask(array, what)
         scaled = array.astype(np.float64) / 255.0
     else:
         scaled = array.astype(np.float64)
@@ -48,6 +50,18 @@ def to_unit(array: np.ndarray, what: str, value_scale: float | None = None) -> n
         hint = " (looks like 0…255: set value_scale: 255)" if high <= 255 and low >= 0 else ""
         raise ValueError(f"{what}: values in [{low:g}, {high:g}], expected [0, 1]{hint}")
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def _warn_if_mask(array: np.ndarray, what: str) -> None:
+    """Integer pixels that are all 0 or 1 are most likely a mask: scaled as 0…255 they would be
+    an almost black image."""
+    if int(array.max()) == 1:
+        logger.warning(
+            "%s: integer pixels are all 0 or 1 (a mask?); they are read as 0…%d, i.e. almost "
+            "black: set the prepare option value_scale: 1 if 1 means white",
+            what,
+            np.iinfo(array.dtype).max if array.dtype in (np.uint8, np.uint16) else 255,
+        )
 
 
 def crop(stack: np.ndarray, box: Any, what: str) -> np.ndarray:
