@@ -591,6 +591,8 @@ def test_importable_without_torch():
         "import implicit2.config as c\n"
         "config = c.load_config(sys.argv[1])\n"
         "print(len(c.expand_grid(config)))\n"
+        "mine = c.validate({'tasks': ['audio'], 'datasets': {'mine': {'path': 'my.wav'}}})\n"
+        "assert c.dataset_task_of(mine, 'mine') == 'audio'\n"
         "assert 'torch' not in {m for m in sys.modules if sys.modules[m] is not None}\n"
     )
     result = subprocess.run(

@@ -33,6 +33,8 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+from implicit2.suffixes import task_of_suffix
+
 #: The tasks of the paper, in the order tables and figures list them.
 TASKS_NAMES: tuple[str, ...] = (
     "image_representation",
@@ -467,8 +469,6 @@ def _infer_dataset_task(
     name: str, block: Mapping[str, Any], known: Mapping[str, str]
 ) -> str | None:
     if "path" in block:
-        from implicit2.tasks.infer import task_of_suffix
-
         return task_of_suffix(str(block["path"]))
     return known.get(name)
 

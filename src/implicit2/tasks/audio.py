@@ -31,7 +31,6 @@ from implicit2.tasks.storage import check_array, open_prepared, save_prepared, s
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3")
 SILENCE = 1e-8
 
 OPTIONS = {

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from implicit2.data.manifest import raw_file
+from implicit2.suffixes import IMAGE_SUFFIXES
 from implicit2.tasks import imaging
 from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
@@ -37,7 +38,6 @@ from implicit2.tasks.storage import check_array, open_prepared, save_prepared, s
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MAX_EXPORTED = 8
 #: Pillow colour modes whose channels are not gray/RGB(+alpha): read converted to RGB.
 COLOUR_MODES_AS_RGB = frozenset({"CMYK", "YCbCr", "LAB", "HSV"})

@@ -20,23 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from implicit2.suffixes import TASK_OF_SUFFIX
 from implicit2.tasks.arrays import array_shapes, npz_key
-from implicit2.tasks.audio import AUDIO_SUFFIXES
-from implicit2.tasks.image import IMAGE_SUFFIXES
-from implicit2.tasks.occupancy import MESH_SUFFIXES
-from implicit2.tasks.video import VIDEO_SUFFIXES
-
-_BY_SUFFIX = {
-    **dict.fromkeys(IMAGE_SUFFIXES, "image_representation"),
-    **dict.fromkeys(AUDIO_SUFFIXES, "audio"),
-    **dict.fromkeys(VIDEO_SUFFIXES, "video"),
-    **dict.fromkeys(MESH_SUFFIXES, "occupancy"),
-}
-
-
-def task_of_suffix(path: str | os.PathLike[str]) -> str | None:
-    """The task a file's suffix alone names (None for npy/npz and unknown suffixes)."""
-    return _BY_SUFFIX.get(Path(path).suffix.lower())
 
 
 def infer_task(path: str | os.PathLike[str]) -> str:
@@ -50,10 +35,10 @@ def infer_task(path: str | os.PathLike[str]) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
     suffix = path.suffix.lower()
-    if suffix in _BY_SUFFIX:
-        return _BY_SUFFIX[suffix]
+    if suffix in TASK_OF_SUFFIX:
+        return TASK_OF_SUFFIX[suffix]
     if suffix not in (".npy", ".npz"):
-        known = ", ".join([*sorted(_BY_SUFFIX), ".npy", ".npz"])
+        known = ", ".join([*sorted(TASK_OF_SUFFIX), ".npy", ".npz"])
         raise ValueError(
             f"{path}: cannot tell the task from {suffix or 'no suffix'!r}; known: {known}"
         )

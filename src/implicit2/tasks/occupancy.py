@@ -33,6 +33,7 @@ import numpy as np
 
 from implicit2.data.manifest import raw_file
 from implicit2.io import atomic_path
+from implicit2.suffixes import MESH_SUFFIXES
 from implicit2.tasks import render
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.containment import contains
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MESH_SUFFIXES = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
 MARGIN = 1e-3
 NOISE = 1e-3
 

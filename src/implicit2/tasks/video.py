@@ -28,6 +28,7 @@ import numpy as np
 
 from implicit2.data.manifest import raw_file
 from implicit2.io import atomic_path
+from implicit2.suffixes import VIDEO_SUFFIXES
 from implicit2.tasks import imaging
 from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
@@ -39,7 +40,6 @@ from implicit2.tasks.storage import check_array, open_prepared, save_prepared, s
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
 PREVIEW_FRAMES = 4
 DEFAULT_FPS = 25.0
 
