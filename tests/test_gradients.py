@@ -173,6 +173,8 @@ def test_invalid_arguments():
     assert "'phantom'" in str(info.value)
     with pytest.raises(ValueError, match=r"unrolled\(f, z_star, steps\)"):
         attach_backward("unrolled", problem.f(z_in), z_in)
+    with pytest.raises(ValueError, match=r"one-step gradient takes no options, got \['tol'\]"):
+        attach_backward("onestep", problem.f(z_in), z_in, tol=1e-4)
     with pytest.raises(ValueError, match="newton") as info:
         attach_implicit(problem.f(z_in), z_in, solver="newton")
     assert all(name in str(info.value) for name in SOLVERS)

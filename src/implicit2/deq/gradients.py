@@ -147,13 +147,19 @@ def attach_backward(kind: str, z_next: Tensor, z_in: Tensor, **options: Any) -> 
         kind: gradient name, see ``GRADIENTS``.
         z_next: f(z_in), computed with grad.
         z_in: the detached fixed point, requiring grad (or h = z + c(x), see the module doc).
-        **options: passed to :func:`attach_implicit` (solver, tol, max_iter, on_stats).
+        **options: for "ift", passed to :func:`attach_implicit` (solver, tol, max_iter, on_stats).
 
     Raises:
-        ValueError: for "unrolled" (applied by the model with :func:`unrolled`) or an unknown kind.
+        ValueError: for "unrolled" (applied by the model with :func:`unrolled`), an unknown kind,
+            or options given to "onestep", which takes none.
     """
     if kind == "onestep":
-        return attach_onestep(z_next, z_in, **options)
+        if options:
+            raise ValueError(
+                f"the one-step gradient takes no options, got {sorted(options)} "
+                "(solver options apply to 'ift')"
+            )
+        return attach_onestep(z_next, z_in)
     if kind == "ift":
         return attach_implicit(z_next, z_in, **options)
     if kind == "unrolled":
