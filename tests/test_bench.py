@@ -190,3 +190,17 @@ def test_cuda_peak_memory_starts_after_init_and_leaves_out_the_probe(monkeypatch
     assert probe.nbytes == (100 * 8 + 8 * 8 + 100 * 8) * 4
     assert peak_memory_bytes(gpu, 7, held_elsewhere=probe.nbytes) == 5_000_000 - probe.nbytes
     assert peak_memory_bytes(cpu, 7, held_elsewhere=probe.nbytes) == 7  # CPU: saved bytes
+
+
+def test_a_16_bit_image_is_read_as_the_image_task_reads_it(tmp_path):
+    import imageio.v3 as iio
+
+    from implicit2.bench import read_image
+    from implicit2.tasks.image import read_images
+
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
+    iio.imwrite(tmp_path / "deep.png", ramp)
+    image = read_image(str(tmp_path / "deep.png"))
+    assert image.shape == (32, 32, 1) and image.max() == 1.0
+    assert np.array_equal(image, read_images(tmp_path / "deep.png", {})[0][0])
+    assert np.allclose(image[..., 0], ramp / 65535.0, atol=1e-6)

@@ -26,8 +26,9 @@ from implicit2.models import INR, build_model, count_parameters, parse_model_nam
 from implicit2.models.base import check_coordinates
 from implicit2.profiling import SavedTensorMeter, peak_memory_bytes, reset_peak_memory
 from implicit2.settings import TrainSettings, apply_device_options, resolve_device
-from implicit2.tasks import get_task
+from implicit2.tasks import get_task, imaging
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.tasks.image import read_images
 from implicit2.train import TrainResult, make_model, make_optimizer, summary, train
 
 log = logging.getLogger(__name__)
@@ -40,20 +41,16 @@ MATMUL_MAX_ROWS = 1 << 20
 
 
 def read_image(name: str) -> np.ndarray:
-    """``camera`` (skimage) or an image path → (H, W, C) float32 in [0, 1], full resolution."""
-    import skimage.data
-    import skimage.io
-
+    """``camera`` (skimage) or an image file → (H, W, C) float32 in [0, 1], full resolution, read
+    as the image tasks read it (16-bit depth, alpha and CMYK handled; a stack gives its first)."""
     if name == "camera":
-        image = skimage.data.camera()
-    else:
-        path = Path(name)
-        if not path.is_file():
-            raise FileNotFoundError(f"--image {name}: neither 'camera' nor an existing image file")
-        image = skimage.io.imread(path)
-    image = np.asarray(image, dtype=np.float32)
-    image = image / 255.0 if image.max() > 1.0 else image
-    return image[..., None] if image.ndim == 2 else image[..., :3]
+        import skimage.data
+
+        return imaging.to_unit(imaging.as_stack(skimage.data.camera(), name), name)[0]
+    path = Path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"--image {name}: neither 'camera' nor an existing image file")
+    return read_images(path, {})[0][0]
 
 
 def load_image(name: str, size: int) -> np.ndarray:
