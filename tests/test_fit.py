@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from implicit2.cli import main
 from implicit2.tasks import get_task
@@ -100,6 +101,19 @@ def test_fit_refuses_unknown_files_and_models_with_clear_errors(
     assert main(["fit", str(tone), "--model", "deq-cosine-1L8D", "--out", str(tmp_path)]) == 2
     assert "deq-{fourier|gabor|siren}-{L}L{D}D" in caplog.text
     assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_fit_takes_an_indexed_cuda_device_and_names_a_missing_gpu(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tone = write_tone(tmp_path / "tone.wav")
+    argv = ["fit", str(tone), "--model", "mfn-fourier-1L8D", "--out", str(tmp_path / "run")]
+    assert main([*argv, "--device", "cuda:1", "--no-progress"]) == 2
+    assert "device 'cuda:1' requested but CUDA is not available" in caplog.text
+    with pytest.raises(SystemExit):
+        main([*argv, "--device", "gpu"])
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_fitting_another_file_into_the_same_folder_prepares_it_again(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from implicit2.checkpoint import TrainingInterrupted
+from implicit2.commands import device_name
 from implicit2.commands.train import INTERRUPTED
 from implicit2.config import TASKS_NAMES, resolve_hparams, validate
 from implicit2.data.checksums import sha256_file
@@ -51,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     parser.add_argument("--input-scale", type=float, default=None, help="filter input scale")
     parser.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to train"
+        "--device", type=device_name, default="auto", help="where to train: auto, cpu or cuda[:N]"
     )
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
     parser.add_argument(
@@ -65,12 +66,12 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
     config = validate(
         {
             "tasks": [task],
-            "device": args.device,
             "datasets": {DATASET: {"path": str(path), "task": task}},
         }
     )
     hparams = resolve_hparams(config, task, DATASET, model)
     overrides = {"steps": args.steps, "lr": args.lr, "input_scale": args.input_scale}
+    overrides["device"] = args.device
     hparams.update({key: value for key, value in overrides.items() if value is not None})
     if args.checkpoint_every is not None:
         hparams["checkpoint_every"] = args.checkpoint_every
