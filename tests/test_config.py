@@ -316,7 +316,6 @@ def test_paths(full):
     assert cfg.metrics_paths(full, "audio")[0] == (
         "results/runs/audio/bach/deq-fourier-1L256D/seed0/metrics.json"
     )
-    assert cfg.prepared_path("audio", "bach") == "results/data/audio/bach.npz"
     assert cfg.table_paths(full)[2] == "results/tables/audio.csv"
     assert len(cfg.figure_paths(full)) == 5 * 3 * 2
     targets = cfg.final_targets(full)

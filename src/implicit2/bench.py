@@ -474,9 +474,6 @@ def plot_efficiency(payload: dict[str, Any], stem: Path) -> list[Path]:
 
     Writes ``stem``.pdf and ``stem``.png: the pipeline's version of the paper's efficiency figure.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -33,6 +33,13 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+from implicit2 import model_names
+from implicit2.model_names import (
+    MODEL_GRAMMAR,
+    MODEL_NAME_PATTERN,
+    MODEL_NAME_REGEX,
+    ModelSpec,
+)
 from implicit2.suffixes import task_of_suffix
 
 #: The tasks of the paper, in the order tables and figures list them.
@@ -47,27 +54,6 @@ TASKS_NAMES: tuple[str, ...] = (
 FULL_BATCH_TASKS: frozenset[str] = frozenset(
     {"image_representation", "image_generalization", "audio"}
 )
-#: Families built on multiplicative filter networks, and their filters.
-FAMILIES: tuple[str, ...] = ("deq", "mfn")
-FILTERS: tuple[str, ...] = ("fourier", "gabor", "siren")
-#: Explicit baselines (named ``{baseline}-{L}L{D}D``).
-BASELINES: tuple[str, ...] = ("siren", "ffn")
-ALL_FAMILIES: tuple[str, ...] = FAMILIES + BASELINES
-
-#: ``{L}L{D}D``: L ≥ 1 layers of width D ≥ 1.
-SIZE_PATTERN = r"[1-9][0-9]*L[1-9][0-9]*D"
-#: The model-name grammar (one regex for the parser and the Snakemake wildcard constraint).
-MODEL_NAME_REGEX = rf"(?:(?:deq|mfn)-(?:fourier|gabor|siren)|siren|ffn)-{SIZE_PATTERN}"
-MODEL_NAME_PATTERN = re.compile(
-    r"^(?:(?P<family>deq|mfn)-(?P<filter>fourier|gabor|siren)|(?P<baseline>siren|ffn))"
-    r"-(?P<layers>[1-9][0-9]*)L(?P<width>[1-9][0-9]*)D$"
-)
-MODEL_GRAMMAR = (
-    "deq-{fourier|gabor|siren}-{L}L{D}D, mfn-{fourier|gabor|siren}-{L}L{D}D, siren-{L}L{D}D or "
-    "ffn-{L}L{D}D (L, D ≥ 1), e.g. deq-fourier-1L256D"
-)
-#: Dataset names are wildcards and folder names: letters, digits, '_' and '-'.
-DATASET_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 #: The keys of ``--hparams`` (docs/architecture.md), in that order.
 HPARAM_KEYS: tuple[str, ...] = (
@@ -196,9 +182,7 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # Output paths (docs/architecture.md).
-RAW_MANIFEST = "resources/raw/{dataset}/manifest.json"
 RAW_DIR = "resources/raw/{dataset}"
-PREPARED = "results/data/{task}/{dataset}.npz"
 RUN_DIR = "results/runs/{task}/{dataset}/{model}/seed{seed}"
 TABLE = "results/tables/{task}.csv"
 PAPER_TEX = "results/tables/paper.tex"
@@ -218,20 +202,6 @@ class ConfigError(ValueError):
             lines = "\n".join(f"  - {problem}" for problem in self.problems)
             message = f"invalid config ({len(self.problems)} problems):\n{lines}"
         super().__init__(message)
-
-
-class ModelSpec(NamedTuple):
-    """A parsed model name."""
-
-    family: str  # deq, mfn, siren or ffn
-    filter: str | None  # fourier, gabor or siren for deq/mfn, else None
-    layers: int
-    width: int
-
-    @property
-    def is_deq(self) -> bool:
-        """True for the implicit (DEQ) family."""
-        return self.family == "deq"
 
 
 class Run(NamedTuple):
@@ -254,11 +224,10 @@ def parse_model_name(name: str) -> ModelSpec:
     Raises:
         ConfigError: the name does not match; the message gives the grammar.
     """
-    match = MODEL_NAME_PATTERN.match(name) if isinstance(name, str) else None
-    if match is None:
-        raise ConfigError(f"{name!r} is not a model name; valid: {MODEL_GRAMMAR}")
-    family = match["family"] or match["baseline"]
-    return ModelSpec(family, match["filter"], int(match["layers"]), int(match["width"]))
+    try:
+        return model_names.parse_model_name(name)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def known_datasets() -> dict[str, str]:
@@ -770,11 +739,6 @@ def metrics_paths(config: Mapping[str, Any], task: str | None = None) -> list[st
             f"only_models={config['only_models']}: widen the filters or ask for another task"
         )
     return paths
-
-
-def prepared_path(task: str, dataset: str) -> str:
-    """``results/data/{task}/{dataset}.npz``."""
-    return PREPARED.format(task=task, dataset=dataset)
 
 
 def planned_tasks(config: Mapping[str, Any]) -> list[str]:

@@ -49,7 +49,6 @@ class DEQINR(INR):
             out_dim,
             width,
         )
-        self.solver_name = solver
         self.solver = get_solver(solver)
         self.tol, self.eval_tol, self.max_iter = tol, eval_tol, max_iter
         self.gradient, self.unroll_steps = gradient, unroll_steps

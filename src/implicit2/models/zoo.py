@@ -5,46 +5,13 @@ with filter ∈ {fourier, gabor, siren}.
 
 from __future__ import annotations
 
-import re
-from typing import NamedTuple
-
+from implicit2.model_names import parse_model_name
 from implicit2.models.base import INR
 from implicit2.models.baselines import FourierFeatureMLP, Siren
 from implicit2.models.deq import DEQINR, ExplicitMFN
 from implicit2.models.filters import FILTERS
 from implicit2.models.layers import signal_rngs
 from implicit2.models.mfn import MultiplicativeFilterNetwork
-
-GRAMMAR = (
-    "deq-{fourier|gabor|siren}-{L}L{D}D, mfn-{fourier|gabor|siren}-{L}L{D}D, "
-    "siren-{L}L{D}D or ffn-{L}L{D}D (L ≥ 1 layers, D ≥ 1 width), e.g. deq-fourier-1L256D"
-)
-_MFN = re.compile(r"^(deq|mfn)-(fourier|gabor|siren)-(\d+)L(\d+)D$")
-_BASELINE = re.compile(r"^(siren|ffn)-(\d+)L(\d+)D$")
-
-
-class ModelSpec(NamedTuple):
-    """A parsed model name."""
-
-    family: str  # deq, mfn, siren or ffn
-    filter: str | None  # fourier, gabor, siren (MFN families only)
-    layers: int
-    width: int
-
-
-def parse_model_name(name: str) -> ModelSpec:
-    """Parse a model name; ValueError with the grammar when it does not match."""
-    if match := _MFN.match(name):
-        family, filter_type, layers, width = match.groups()
-        spec = ModelSpec(family, filter_type, int(layers), int(width))
-    elif match := _BASELINE.match(name):
-        family, layers, width = match.groups()
-        spec = ModelSpec(family, None, int(layers), int(width))
-    else:
-        raise ValueError(f"unknown model name {name!r}: expected {GRAMMAR}")
-    if spec.layers < 1 or spec.width < 1:
-        raise ValueError(f"model {name!r} needs at least one layer and width ≥ 1: {GRAMMAR}")
-    return spec
 
 
 def build_model(
@@ -72,7 +39,7 @@ def build_model(
     """Build the model that ``name`` describes.
 
     Args:
-        name: model name (see ``GRAMMAR``).
+        name: model name (grammar: :mod:`implicit2.model_names`).
         in_dim: coordinate dimension (2 for images, 1 audio, 3 video and occupancy).
         out_dim: signal channels.
         num_signals: S independent signals fitted at once (parameters get a leading axis S).

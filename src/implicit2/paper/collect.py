@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,8 +171,3 @@ def count_statuses(runs: pd.DataFrame) -> dict[str, int]:
     """How many runs are ok, diverged and missing."""
     counts = runs["status"].value_counts()
     return {status: int(counts.get(status, 0)) for status in STATUSES}
-
-
-def seeds_with(runs: pd.DataFrame, status: str) -> Sequence[int]:
-    """Sorted seeds of the runs with a given status."""
-    return sorted(int(s) for s in runs.loc[runs["status"] == status, "seed"])
