@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Extra pip arguments for torch, e.g. TORCH_PIP_ARGS=--index-url=https://download.pytorch.org/whl/cpu
+# for the CPU-only build where pip would otherwise take PyPI's CUDA-bundled wheel.
+TORCH_PIP_ARGS ?=
 
 .PHONY: setup demo test lint clean
 
@@ -10,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
