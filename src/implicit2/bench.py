@@ -28,6 +28,7 @@ from implicit2.profiling import SavedTensorMeter, peak_memory_bytes, reset_peak_
 from implicit2.settings import TrainSettings, apply_device_options, resolve_device
 from implicit2.tasks import get_task, imaging
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.tasks.grids import image_coords
 from implicit2.tasks.image import read_images
 from implicit2.train import TrainResult, make_model, make_optimizer, summary, train
 
@@ -92,7 +93,7 @@ def image_crops(name: str, size: int, count: int, seed: int = 0) -> np.ndarray:
 def crop_dataset(crops: np.ndarray, name: str = "crops") -> PreparedData:
     """K images (K, size, size, C) in [0, 1] → an image_representation dataset of K signals."""
     count, size = crops.shape[0], crops.shape[1]
-    coords = image_grid(size).numpy()
+    coords = image_coords(size, size)
     targets = (crops.reshape(count, size * size, -1) * 2.0 - 1.0).astype(np.float32)
     names = [f"{name}{k}" for k in range(count)]
     return PreparedData("image_representation", name, coords, targets, coords, targets, names)
@@ -210,13 +211,6 @@ def compare_batched(
     figures["tf32"] = record["tf32"]
     figures["compile"] = record["compile"]
     return figures
-
-
-def image_grid(size: int) -> torch.Tensor:
-    """(size², 2) coordinates in [-1, 1], row-major like the image."""
-    axis = torch.linspace(-1.0, 1.0, size)
-    rows, cols = torch.meshgrid(axis, axis, indexing="ij")
-    return torch.stack([cols, rows], dim=-1).reshape(-1, 2)
 
 
 class MatmulProbe:
@@ -432,7 +426,7 @@ def run_benchmark(
     else:
         pixels = load_image(image_name, size)
         image = torch.from_numpy(pixels.reshape(-1, pixels.shape[-1])).to(device)
-        coords = image_grid(size).to(device)
+        coords = torch.from_numpy(image_coords(size, size)).to(device)
         for name in models:
             log.info("benchmarking %s", name)
             results[name] = bench_model(
