@@ -145,14 +145,13 @@ def evaluate_dir(
 
 def write_placeholder(path: Path, message: str) -> None:
     """A small PNG that says why there is no reconstruction."""
-    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(3, 2), dpi=100)
+    figure = Figure(figsize=(3, 2), dpi=100)
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
     axis.axis("off")
     axis.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=8)
     with atomic.atomic_path(path) as temp:
         figure.savefig(temp, format="png")
-    plt.close(figure)
