@@ -52,6 +52,7 @@ class RunIdentity:
     data: str = ""
 
     def digest(self) -> str:
+        """A hash of the identity, leaving out the settings that do not change the trajectory."""
         values = dataclasses.asdict(self)
         values["settings"] = {k: v for k, v in self.settings.items() if k not in NEUTRAL_SETTINGS}
         text = json.dumps(values, sort_keys=True, default=str)

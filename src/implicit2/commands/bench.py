@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The single-image, ``--signals`` and ``--grid`` options."""
     parser.add_argument("--models", nargs="+", default=None, help="model names to measure")
     parser.add_argument("--image", default="camera", help="'camera' (skimage) or an image path")
     parser.add_argument("--size", type=int, default=256, help="image (or crop) side")
@@ -71,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen benchmark and write its JSON (and figure); 0 on success."""
     models = args.models
     if args.grid:
         if args.out_dir is None:

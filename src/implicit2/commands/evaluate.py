@@ -15,6 +15,7 @@ from implicit2.runs import evaluate_dir, load_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--run``, ``--data``, ``--out`` and ``--device``."""
     parser.add_argument("--run", type=Path, required=True, help="run directory (holds train.json)")
     parser.add_argument("--data", type=Path, required=True, help="prepared .npz")
     parser.add_argument("--out", type=Path, required=True, help="metrics.json to write")
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the run on its data and write metrics.json; 0 on success."""
     record = atomic.read_json(args.run / "train.json")
     if not isinstance(record, dict) or "task" not in record:
         raise ValueError(

@@ -21,6 +21,7 @@ INTERRUPTED = 143
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's task, dataset, model, seed, data, hparams and output folder."""
     parser.add_argument("--task", required=True, help="task name, e.g. image_representation")
     parser.add_argument("--dataset", required=True, help="dataset name (for the record)")
     parser.add_argument("--model", required=True, help="model name, e.g. deq-fourier-1L256D")
@@ -35,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train one run into ``--out`` (resuming from its checkpoints); 0, or 143 when interrupted."""
     try:
         values = json.loads(args.hparams)
     except json.JSONDecodeError as error:
