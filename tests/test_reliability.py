@@ -582,7 +582,7 @@ def test_open_mesh_and_silent_audio_are_refused(tmp_path):
 
 
 def test_damaged_model_file_is_refused(camera, in_process_reference, tmp_path):
-    from implicit2.evaluate import load_models
+    from implicit2.model_file import load_models
 
     bad = tmp_path / "model.pt"
     bad.write_bytes((in_process_reference / "model.pt").read_bytes()[:300])

@@ -12,45 +12,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from implicit2.models import INR, build_model
+from implicit2.model_file import load_models
+from implicit2.models import INR
 from implicit2.tasks.base import PreparedData, Task
-from implicit2.train import MODEL_FORMAT, iterate_chunks
 
 log = logging.getLogger(__name__)
-
-REQUIRED_KEYS = ("format", "model", "in_dim", "out_dim", "seed", "build", "chunks", "states")
-
-
-def load_models(path: Path, device: torch.device) -> tuple[dict[str, Any], list[INR]]:
-    """Load a run's ``model.pt``: its metadata and one eval-mode model per signal batch."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable model file ({error}); re-run training") from error
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not an implicit2 model file (expected format {MODEL_FORMAT})")
-    missing = [key for key in REQUIRED_KEYS if key not in payload]
-    if missing:
-        raise ValueError(f"{path}: model file lacks {missing}; re-run training")
-    models = []
-    for first, count, state in iterate_chunks(payload):
-        model = build_model(
-            payload["model"],
-            payload["in_dim"],
-            payload["out_dim"],
-            num_signals=count,
-            seed=payload["seed"],
-            first_signal=first,
-            **payload["build"],
-        )
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"{path}: weights do not fit {payload['model']} ({error})") from error
-        models.append(model.to(device).eval())
-    return payload, models
 
 
 @dataclass

@@ -19,7 +19,7 @@ import logging
 import math
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from implicit2 import io as atomic
+from implicit2 import model_file
 from implicit2.checkpoint import Checkpointer, RunIdentity, data_fingerprint
 from implicit2.deq.solvers import EXTRA_STATE_COPIES
 from implicit2.models import INR, build_model, parse_model_name
@@ -55,7 +56,6 @@ DEFAULT_BATCH_POINTS = 65536
 #: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
 Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
 
-MODEL_FORMAT = "implicit2-model-v1"
 CURVE_COLUMNS = ("step", "loss", "psnr", "seconds")
 
 
@@ -466,14 +466,8 @@ def write_outputs(
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     atomic.write_text(out_dir / "curve.csv", buffer.getvalue())
     atomic.write_json(out_dir / "train.json", record)
-    payload = {
-        "format": MODEL_FORMAT,
-        **model_meta,
-        "chunks": [(c.first, c.count) for c in result.chunks],
-        "states": [c.state for c in result.chunks],
-    }
-    with atomic.atomic_path(out_dir / "model.pt") as temp:
-        torch.save(payload, temp)
+    chunks = [(c.first, c.count, c.state) for c in result.chunks]
+    model_file.save_models(out_dir / "model.pt", model_meta, chunks)
 
 
 def summary(result: TrainResult, device: torch.device, held_elsewhere: int = 0) -> dict[str, Any]:
@@ -517,9 +511,3 @@ def _progress(enabled: bool, total: int, initial: int, label: str) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, desc=label, unit="step", mininterval=2.0)
-
-
-def iterate_chunks(payload: dict[str, Any]) -> Iterator[tuple[int, int, dict[str, Tensor]]]:
-    """(first, count, state_dict) of each signal batch stored in a model.pt payload."""
-    for (first, count), state in zip(payload["chunks"], payload["states"], strict=True):
-        yield int(first), int(count), state
