@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from implicit2 import config as cfg
+from implicit2.config_schema import load_schema
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = REPO / "config" / "config.yaml"
@@ -94,7 +95,7 @@ def test_seeds_multiply_the_grid(full):
 def test_hparams_have_every_contract_key(full):
     hparams = cfg.resolve_hparams(full, "audio", "bach", "deq-fourier-1L256D")
     assert tuple(hparams) == cfg.HPARAM_KEYS
-    schema = cfg.load_schema()
+    schema = load_schema()
     assert set(schema["$defs"]["train_settings"]["properties"]) | {"device"} == set(cfg.HPARAM_KEYS)
 
 
