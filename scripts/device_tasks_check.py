@@ -22,6 +22,7 @@ from pathlib import Path
 from implicit2.cli import main as cli
 
 DEFAULT_MODELS = ("deq-fourier-1L64D", "mfn-fourier-1L64D")
+RECORDED = ("status", "step_seconds_median", "train_seconds", "peak_memory_bytes")
 METRICS = ("psnr", "ssim", "iou_easy", "iou_hard", "accuracy_easy", "accuracy_hard")
 
 
@@ -63,7 +64,7 @@ def run(plan_path: str, data_root: str, out_dir: str, device: str) -> None:
         record = {"task": task, "dataset": dataset, "model": model, "exit": code}
         if code == 0:
             metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-            record |= {key: metrics[key] for key in ("status", "step_seconds_median")}
+            record |= {key: metrics[key] for key in RECORDED if key in metrics}
             record |= {key: metrics[key] for key in METRICS if metrics.get(key) is not None}
         print(json.dumps(record), flush=True)
         summary.append(record)
