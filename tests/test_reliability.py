@@ -29,6 +29,7 @@ from implicit2 import runs
 from implicit2.cli import main
 from implicit2.settings import TrainSettings
 from implicit2.tasks.storage import save_prepared
+from implicit2.train import ChunkProgress
 
 TASK = "image_representation"
 MODEL = "deq-fourier-1L16D"
@@ -675,3 +676,19 @@ def test_fit_killed_then_run_again_resumes_bit_identically(tmp_path):
     assert fit(out).wait(timeout=300) == 0
     assert "resuming from" in (tmp_path / "killed.log").read_text(encoding="utf-8")
     assert_same_run(tmp_path / "whole", out)
+
+
+def test_chunk_progress_round_trips_and_reads_checkpoints_without_first_bad() -> None:
+    """A checkpoint's state dict restores the same progress; one written before ``first_bad``
+    was saved (no such key) resumes as 'no non-finite loss yet'."""
+    cpu = torch.device("cpu")
+    progress = ChunkProgress.start(3, cpu)
+    progress.step, progress.loss_count, progress.curve = 7, 2, [{"step": 5, "loss": 0.1}]
+    progress.loss_sum += torch.tensor([1.0, 2.0, 3.0])
+    progress.first_bad.fill_(4)
+    restored = ChunkProgress.from_dict(progress.to_dict(), cpu)
+    assert (restored.step, restored.loss_count, restored.curve) == (7, 2, progress.curve)
+    assert restored.loss_sum.tolist() == [1.0, 2.0, 3.0] and int(restored.first_bad) == 4
+    older = progress.to_dict()
+    del older["first_bad"]
+    assert int(ChunkProgress.from_dict(older, cpu).first_bad) == -1

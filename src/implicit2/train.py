@@ -20,7 +20,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,47 @@ class ChunkResult:
     saved_bytes: int
     diverged_step: int | None = None
     seconds: float = 0.0
+
+
+@dataclass
+class ChunkProgress:
+    """What the training loop of one signal batch carries from step to step; a checkpoint saves
+    it (as :meth:`to_dict`) and a resumed run starts from it."""
+
+    loss_sum: Tensor  # per-signal sum of the losses since the last log point
+    first_bad: Tensor  # the first step whose loss was not finite, or -1 (a 0-d tensor)
+    step: int = 0  # steps done
+    cache: Tensor | None = None  # the amortized warm-start state z (full-batch DEQs)
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    intervals: list[float] = field(default_factory=list)  # mean seconds per step, per interval
+    first_step_seconds: float = 0.0
+    solver_steps_first: int = 0
+    saved_bytes: int = 0  # bytes saved for backward by one amortized step
+    seconds: float = 0.0  # training seconds so far
+    loss_count: int = 0  # steps summed in loss_sum
+
+    @classmethod
+    def start(cls, count: int, device: torch.device) -> ChunkProgress:
+        """The progress of a batch of ``count`` signals before its first step."""
+        return cls(
+            loss_sum=torch.zeros((count,), device=device),
+            first_bad=torch.full((), -1, dtype=torch.long, device=device),
+        )
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any], device: torch.device) -> ChunkProgress:
+        """Progress restored from a checkpoint's ``state`` (tensors moved to ``device``)."""
+        progress = cls.start(len(saved["loss_sum"]), device)
+        for name in (f.name for f in fields(cls)):
+            if name in saved:
+                setattr(progress, name, saved[name])
+        progress.loss_sum = progress.loss_sum.to(device)
+        progress.first_bad = progress.first_bad.to(device)
+        return progress
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields by name, for a checkpoint (no copies)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -267,9 +308,7 @@ def _train_chunk(
     amortize = settings.amortize and minibatch is None and model.state_dim > 0
     full_x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
     full_y = torch.from_numpy(data.train_targets[first : first + count]).to(device)
-    state: dict[str, Any] = {"step": 0, "cache": None, "curve": [], "intervals": []}
-    state |= {"first_step_seconds": 0.0, "solver_steps_first": 0, "saved_bytes": 0}
-    state |= {"seconds": 0.0, "loss_sum": torch.zeros((count,), device=device), "loss_count": 0}
+    state = ChunkProgress.start(count, device)
     identity = None
     if checkpointer is not None:
         fingerprint = data_fingerprint(data.train_coords, data.train_targets[first : first + count])
@@ -278,31 +317,27 @@ def _train_chunk(
             identity, model, optimizer, scheduler, generator, total_steps=settings.steps
         )
         if restored is not None:
-            state |= restored
-    first_bad = state.get("first_bad", torch.full((), -1, dtype=torch.long)).to(device)
+            state = ChunkProgress.from_dict(restored, device)
     meter = SavedTensorMeter()
     eager = training_forward(model, task, compile_step=False)
     forward = training_forward(model, task, compile_step=settings.compile)
-    loss_sum = state["loss_sum"].to(device)
     clock = time.perf_counter()
-    interval_start, interval_step = clock, state["step"]
-    bar = _progress(
-        progress, settings.steps, state["step"], f"{model_name} signals {first}+{count}"
-    )
-    for step in range(state["step"], settings.steps):
+    interval_start, interval_step = clock, state.step
+    bar = _progress(progress, settings.steps, state.step, f"{model_name} signals {first}+{count}")
+    for step in range(state.step, settings.steps):
         if minibatch is None:
             x, y = full_x, full_y
         else:
             coords, targets = task.sample_batch(data, minibatch, generator)
             x = _to_device(coords, device).unsqueeze(0)
             y = _to_device(targets[first : first + count], device)
-        measure = step == state["step"] + 1 and state["saved_bytes"] == 0
+        measure = step == state.step + 1 and state.saved_bytes == 0
         with meter.track() if measure else contextlib.nullcontext():
-            z0 = state["cache"] if amortize else None
+            z0 = state.cache if amortize else None
             per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0)
             loss = per_signal.sum()
         if measure:
-            state["saved_bytes"] = meter.bytes
+            state.saved_bytes = meter.bytes
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip is not None:
@@ -310,43 +345,42 @@ def _train_chunk(
         optimizer.step()
         scheduler.step()
         if amortize:
-            state["cache"] = z_next
-        first_bad = torch.where(
-            (first_bad < 0) & ~torch.isfinite(loss.detach()),
-            torch.full_like(first_bad, step),
-            first_bad,
+            state.cache = z_next
+        state.first_bad = torch.where(
+            (state.first_bad < 0) & ~torch.isfinite(loss.detach()),
+            torch.full_like(state.first_bad, step),
+            state.first_bad,
         )
-        loss_sum += per_signal.detach()
-        state["loss_count"] += 1
+        state.loss_sum += per_signal.detach()
+        state.loss_count += 1
         if step == 0:
             _sync(device)
-            state["first_step_seconds"] = time.perf_counter() - clock
-            state["solver_steps_first"] = solver_steps
+            state.first_step_seconds = time.perf_counter() - clock
+            state.solver_steps_first = solver_steps
             interval_start, interval_step = time.perf_counter(), 1
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
             _sync(device)
             now = time.perf_counter()
             if done > interval_step:
-                state["intervals"].append((now - interval_start) / (done - interval_step))
-            state["seconds"] += now - clock
+                state.intervals.append((now - interval_start) / (done - interval_step))
+            state.seconds += now - clock
             clock = now
             interval_start, interval_step = now, done
-            mean_loss = (loss_sum / state["loss_count"]).cpu()
-            state["curve"].append(_curve_row(task, done, mean_loss, state["seconds"]))
-            loss_sum.zero_()
-            state["loss_count"] = 0
+            mean_loss = (state.loss_sum / state.loss_count).cpu()
+            state.curve.append(_curve_row(task, done, mean_loss, state.seconds))
+            state.loss_sum.zero_()
+            state.loss_count = 0
             bar.update(done - bar.n)
-            bad = int(first_bad.item())
+            bad = int(state.first_bad.item())
             if bad >= 0:
                 log.warning("loss became non-finite at step %d: stopping this run", bad)
                 bar.close()
                 return _chunk_result(first, count, model, state, diverged_step=bad)
         last = done == settings.steps
         if checkpointer is not None and checkpointer.due(done, settings.checkpoint_every, last):
-            state["step"] = done
-            state["loss_sum"], state["first_bad"] = loss_sum, first_bad
-            checkpointer.save(identity, model, optimizer, scheduler, generator, state)
+            state.step = done
+            checkpointer.save(identity, model, optimizer, scheduler, generator, state.to_dict())
     bar.close()
     if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
         # The loss of the last step was finite but its update was not (an inf gradient).
@@ -416,19 +450,19 @@ def _curve_row(task: Task, step: int, mean_loss: Tensor, seconds: float) -> dict
 
 
 def _chunk_result(
-    first: int, count: int, model: INR, state: dict[str, Any], diverged_step: int | None
+    first: int, count: int, model: INR, state: ChunkProgress, diverged_step: int | None
 ) -> ChunkResult:
     return ChunkResult(
         first=first,
         count=count,
         state={k: v.detach().cpu() for k, v in model.state_dict().items()},
-        curve=state["curve"],
-        interval_seconds=state["intervals"],
-        first_step_seconds=state["first_step_seconds"],
-        solver_steps_first=state["solver_steps_first"],
-        saved_bytes=state["saved_bytes"],
+        curve=state.curve,
+        interval_seconds=state.intervals,
+        first_step_seconds=state.first_step_seconds,
+        solver_steps_first=state.solver_steps_first,
+        saved_bytes=state.saved_bytes,
         diverged_step=diverged_step,
-        seconds=state["seconds"],
+        seconds=state.seconds,
     )
 
 
