@@ -24,7 +24,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from implicit2 import io as atomic
 from implicit2.models import INR, build_model, count_parameters, parse_model_name
 from implicit2.models.base import check_coordinates
-from implicit2.profiling import SavedTensorMeter, peak_memory_bytes, reset_peak_memory
+from implicit2.profiling import (
+    SavedTensorMeter,
+    peak_memory_bytes,
+    reset_peak_memory,
+    synchronize,
+)
 from implicit2.settings import TrainSettings, apply_device_options, resolve_device
 from implicit2.tasks import get_task, imaging
 from implicit2.tasks.base import PreparedData, Task
@@ -180,10 +185,10 @@ def compare_batched(
     for label, signal_batch, run_data in runs:
         settings = dataclasses.replace(base, signal_batch=signal_batch)
         reset_peak_memory(device)
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         result = train(task, run_data, name, seed, settings, device)
-        _sync(device)
+        synchronize(device)
         seconds = time.perf_counter() - start
         record = summary(result, device, held_elsewhere)
         psnrs[label] = per_signal_psnr(task, run_data, name, seed, settings, result, device)
@@ -230,10 +235,10 @@ class MatmulProbe:
 
     def seconds(self) -> float:
         """One timed product."""
-        _sync(self.device)
+        synchronize(self.device)
         start = time.perf_counter()
         torch.mm(self.a, self.b, out=self.out)
-        _sync(self.device)
+        synchronize(self.device)
         return time.perf_counter() - start
 
     def gflops(self, repeats: int = 20) -> float:
@@ -288,7 +293,7 @@ def bench_model(
     for step in range(steps):
         counter = FlopCounterMode(display=False) if step == 1 else None
         meter = SavedTensorMeter() if step == 2 else None
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         with (
             counter or contextlib.nullcontext(),
@@ -300,7 +305,7 @@ def bench_model(
             loss.backward()
         optimizer.step()
         cache = out.z
-        _sync(device)
+        synchronize(device)
         elapsed = time.perf_counter() - start
         if step == 0:
             first_solver_steps = out.solver_steps
@@ -532,8 +537,3 @@ def _device_name(device: torch.device) -> str:
     from implicit2.provenance import device_name
 
     return device_name(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

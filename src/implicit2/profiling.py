@@ -35,6 +35,12 @@ class SavedTensorMeter:
             yield self
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (CUDA); a no-op on CPU. Timers read after it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def reset_peak_memory(device: torch.device) -> None:
     """Start counting the peak CUDA memory of ``device`` afresh (nothing to do on CPU).
 

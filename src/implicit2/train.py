@@ -33,7 +33,7 @@ from implicit2 import model_file
 from implicit2.checkpoint import Checkpointer, RunIdentity, data_fingerprint
 from implicit2.deq.solvers import EXTRA_STATE_COPIES
 from implicit2.models import INR, build_model, parse_model_name
-from implicit2.profiling import SavedTensorMeter, peak_memory_bytes
+from implicit2.profiling import SavedTensorMeter, peak_memory_bytes, synchronize
 from implicit2.settings import TrainSettings, apply_device_options
 from implicit2.tasks.base import PreparedData, Task
 
@@ -354,13 +354,13 @@ def _train_chunk(
         state.loss_sum += per_signal.detach()
         state.loss_count += 1
         if step == 0:
-            _sync(device)
+            synchronize(device)
             state.first_step_seconds = time.perf_counter() - clock
             state.solver_steps_first = solver_steps
             interval_start, interval_step = time.perf_counter(), 1
         done = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
-            _sync(device)
+            synchronize(device)
             now = time.perf_counter()
             if done > interval_step:
                 state.intervals.append((now - interval_start) / (done - interval_step))
@@ -520,11 +520,6 @@ def summary(result: TrainResult, device: torch.device, held_elsewhere: int = 0) 
         "signal_batch_size": max((c.count for c in result.chunks), default=0),
         **result.device_options,
     }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class _NoBar:
