@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from implicit2.tasks import get_task, imaging
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.tasks.grids import image_coords
 from implicit2.tasks.image import read_images
+from implicit2.tasks.scores import unit_psnr
 from implicit2.train import TrainResult, make_model, make_optimizer, summary, train
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,12 @@ def per_signal_psnr(
     result: TrainResult,
     device: torch.device,
 ) -> list[float]:
-    """PSNR (dB) on the training coordinates of each signal's trained model, solved from z = 0."""
+    """PSNR (dB) on the training coordinates of each signal's trained model, solved from z = 0.
+
+    Like curve.csv's ``psnr``: in model space over ``task.model_range``, unclamped, so it sees
+    every difference between two fits. ``evaluate`` clamps images to [0, 1] first, which can only
+    raise it.
+    """
     coords = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
     values: list[float] = []
     for chunk in result.chunks:
@@ -248,14 +253,14 @@ class MatmulProbe:
 
 
 def psnr(model: INR, coords: torch.Tensor, image: torch.Tensor) -> float:
-    """PSNR (dB) of the model's reconstruction, solved from z = 0 in eval mode."""
+    """PSNR (dB) of the model's reconstruction, solved from z = 0 in eval mode, scored as
+    ``evaluate`` scores images (:func:`implicit2.tasks.scores.unit_psnr`)."""
     model.eval()
     with torch.no_grad():
         out = model(coords.unsqueeze(0)).y
     model.train()
-    recon = ((out + 1) / 2).clamp(0, 1)
-    mse = float((recon - image).square().mean())
-    return -10.0 * math.log10(max(mse, 1e-30))
+    target = image.cpu().numpy() * 2.0 - 1.0
+    return float(unit_psnr(out[0].cpu().numpy(), target, axis=(0, 1)))
 
 
 def bench_model(
