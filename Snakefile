@@ -1,6 +1,8 @@
 """(Implicit)^2 reproduction: raw data -> prepared arrays -> training runs -> metrics -> tables,
-figures and results/tables/paper.tex. The grid and all logic live in implicit2.config; the
-rules in workflow/rules/ only call `python -m implicit2 COMMAND`.
+figures and results/tables/paper.tex. The grid and all logic live in implicit2.config (load and
+validate), implicit2.config_grid (the runs), implicit2.config_settings (--hparams, --spec,
+resources) and implicit2.workflow_paths (outputs and targets); the rules in workflow/rules/ only
+call `python -m implicit2 COMMAND`.
 
     snakemake --profile profiles/default                        # the paper's grid
     snakemake --profile profiles/default --configfile config/demo.yaml   # the CPU demo
@@ -29,24 +31,30 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 try:
     import implicit2.config as i2config
+    import implicit2.config_grid as i2grid
+    import implicit2.config_settings as i2settings
+    import implicit2.workflow_paths as i2paths
 except ImportError:
     # Not installed (e.g. Snakemake from another environment): use this checkout's src/.
-    # implicit2.config needs only PyYAML and jsonschema, which Snakemake itself requires.
+    # The config modules need only PyYAML and jsonschema, which Snakemake itself requires.
     sys.path.insert(0, str(SRC_DIR))
     try:
         import implicit2.config as i2config
+        import implicit2.config_grid as i2grid
+        import implicit2.config_settings as i2settings
+        import implicit2.workflow_paths as i2paths
     except ImportError as error:
         raise WorkflowError(
-            f"cannot import implicit2.config ({error}); install the project with "
+            f"cannot import implicit2's config modules ({error}); install the project with "
             "`make setup` (or `pip install -e .`) and run Snakemake from that environment"
         ) from error
 
 try:
     CONFIG = i2config.validate(config, schema=SCHEMA)
-    REFERENCE = i2config.reference_path(CONFIG, workflow.basedir)
+    REFERENCE = i2paths.reference_path(CONFIG, workflow.basedir)
 except i2config.ConfigError as error:
     raise WorkflowError(f"{error}\n(see config/README.md and {SCHEMA})") from None
-for _warning in i2config.shadowed_train_keys(CONFIG, config):
+for _warning in i2settings.shadowed_train_keys(CONFIG, config):
     logger.warning(f"config warning: {_warning}")
 
 # Jobs run `python -m implicit2 ...` from this checkout, whichever Python environment executes
@@ -67,4 +75,4 @@ include: "workflow/rules/bench.smk"
 rule all:
     default_target: True
     input:
-        i2config.final_targets(CONFIG),
+        i2paths.final_targets(CONFIG),

@@ -1,4 +1,5 @@
-"""implicit2.config: validation, grid expansion, training settings, specs and paths."""
+"""implicit2.config (validation), config_grid (grid expansion), config_settings (training
+settings, resources, specs) and workflow_paths (paths)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import pytest
 import yaml
 
 from implicit2 import config as cfg
+from implicit2 import config_grid as grid
+from implicit2 import config_settings as run_settings
+from implicit2 import workflow_paths as paths
 from implicit2.config_schema import load_schema
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,29 +58,29 @@ def problems_of(config: dict[str, Any]) -> str:
 
 
 def test_full_grid_size(full):
-    runs = cfg.expand_grid(full)
+    runs = grid.expand_grid(full)
     datasets = sum(len(names) for names in PAPER_DATASETS.values())
     assert datasets == 13
     assert len(runs) == datasets * MODELS_PER_DATASET * 1 == 312
     assert len(set(runs)) == len(runs)
     for task, names in PAPER_DATASETS.items():
-        task_runs = cfg.expand_grid(full, task)
+        task_runs = grid.expand_grid(full, task)
         assert len(task_runs) == len(names) * MODELS_PER_DATASET
         assert list(dict.fromkeys(run.dataset for run in task_runs)) == names
-    assert cfg.grid_datasets(full) == [
+    assert grid.grid_datasets(full) == [
         (task, name) for task, names in PAPER_DATASETS.items() for name in names
     ]
 
 
 def test_full_grid_sizes_per_dataset(full):
     def sizes(task, dataset):
-        return {m.split("-")[-1] for m in cfg.task_models(full, task, dataset)}
+        return {m.split("-")[-1] for m in grid.task_models(full, task, dataset)}
 
     assert sizes("image_representation", "camera") == {"1L256D", "1L512D", "4L256D"}
     assert sizes("image_representation", "celeba") == {"1L128D", "1L256D", "4L128D"}
     assert sizes("video", "cat") == {"1L1024D", "1L2048D", "4L1024D"}
     assert sizes("occupancy", "lucy") == {"1L256D", "1L512D", "4L256D"}
-    models = cfg.task_models(full, "audio", "bach")
+    models = grid.task_models(full, "audio", "bach")
     assert len(models) == MODELS_PER_DATASET
     assert "deq-fourier-1L256D" in models and "mfn-siren-4L256D" in models
     assert "siren-1L512D" in models and "ffn-4L256D" in models
@@ -86,17 +90,19 @@ def test_full_grid_sizes_per_dataset(full):
 
 def test_seeds_multiply_the_grid(full):
     config = cfg.validate({**raw(), "seeds": [0, 1, 2]})
-    assert len(cfg.expand_grid(config)) == 3 * len(cfg.expand_grid(full))
+    assert len(grid.expand_grid(config)) == 3 * len(grid.expand_grid(full))
 
 
 # ---- training settings ----------------------------------------------------------------------
 
 
 def test_hparams_have_every_contract_key(full):
-    hparams = cfg.resolve_hparams(full, "audio", "bach", "deq-fourier-1L256D")
-    assert tuple(hparams) == cfg.HPARAM_KEYS
+    hparams = run_settings.resolve_hparams(full, "audio", "bach", "deq-fourier-1L256D")
+    assert tuple(hparams) == run_settings.HPARAM_KEYS
     schema = load_schema()
-    assert set(schema["$defs"]["train_settings"]["properties"]) | {"device"} == set(cfg.HPARAM_KEYS)
+    assert set(schema["$defs"]["train_settings"]["properties"]) | {"device"} == set(
+        run_settings.HPARAM_KEYS
+    )
 
 
 @pytest.mark.parametrize(
@@ -115,7 +121,7 @@ def test_train_settings_reject_out_of_range_values(key, value, message):
 
 
 def test_hparams_camera(full):
-    h = cfg.resolve_hparams(full, "image_representation", "camera", "deq-fourier-1L256D")
+    h = run_settings.resolve_hparams(full, "image_representation", "camera", "deq-fourier-1L256D")
     assert (h["steps"], h["lr"], h["input_scale"]) == (5000, 1e-3, 256.0)
     assert h["spectral_norm"] is True and h["amortize"] is True and h["batch_size"] is None
     assert (h["solver"], h["tol"], h["max_iter"], h["gradient"]) == (
@@ -125,14 +131,16 @@ def test_hparams_camera(full):
         "onestep",
     )
     assert h["gabor_alpha"] == 3.0 and h["device"] == "auto" and h["grad_clip"] is None
-    explicit = cfg.resolve_hparams(full, "image_representation", "camera", "mfn-gabor-4L256D")
+    explicit = run_settings.resolve_hparams(
+        full, "image_representation", "camera", "mfn-gabor-4L256D"
+    )
     assert explicit["spectral_norm"] is True and explicit["amortize"] is False
     # solver settings stay present for explicit models
     assert explicit["solver"] == "fixed_point" and explicit["gradient"] == "onestep"
-    baseline = cfg.resolve_hparams(full, "image_representation", "camera", "siren-1L256D")
+    baseline = run_settings.resolve_hparams(full, "image_representation", "camera", "siren-1L256D")
     assert baseline["spectral_norm"] is False and baseline["amortize"] is False
     # the authors' released code uses one input scale for every filter
-    siren = cfg.resolve_hparams(full, "image_representation", "camera", "deq-siren-1L256D")
+    siren = run_settings.resolve_hparams(full, "image_representation", "camera", "deq-siren-1L256D")
     assert siren["input_scale"] == 256.0 == baseline["input_scale"]
     halved = cfg.validate(
         cfg.merge_config(
@@ -141,7 +149,7 @@ def test_hparams_camera(full):
         )
     )
     assert (
-        cfg.resolve_hparams(halved, "image_representation", "camera", "deq-siren-1L256D")[
+        run_settings.resolve_hparams(halved, "image_representation", "camera", "deq-siren-1L256D")[
             "input_scale"
         ]
         == 128.0
@@ -149,26 +157,26 @@ def test_hparams_camera(full):
 
 
 def test_hparams_celeba_dataset_override(full):
-    h = cfg.resolve_hparams(full, "image_representation", "celeba", "deq-gabor-1L128D")
+    h = run_settings.resolve_hparams(full, "image_representation", "celeba", "deq-gabor-1L128D")
     assert (h["steps"], h["lr"], h["input_scale"]) == (3000, 3e-3, 64.0)
     assert h["spectral_norm"] is True and h["amortize"] is True
 
 
 def test_hparams_generalization(full):
-    h = cfg.resolve_hparams(full, "image_generalization", "text", "deq-fourier-1L512D")
+    h = run_settings.resolve_hparams(full, "image_generalization", "text", "deq-fourier-1L512D")
     assert (h["steps"], h["lr"], h["input_scale"]) == (2000, 1e-3, 128.0)
 
 
 def test_hparams_audio(full):
-    h = cfg.resolve_hparams(full, "audio", "counting", "deq-gabor-1L512D")
+    h = run_settings.resolve_hparams(full, "audio", "counting", "deq-gabor-1L512D")
     assert (h["steps"], h["lr"], h["input_scale"]) == (3000, 1e-3, 25000.0)
     assert h["spectral_norm"] is False and h["amortize"] is True and h["batch_size"] is None
-    siren = cfg.resolve_hparams(full, "audio", "bach", "deq-siren-1L256D")
+    siren = run_settings.resolve_hparams(full, "audio", "bach", "deq-siren-1L256D")
     assert siren["input_scale"] == 25000.0
 
 
 def test_hparams_video(full):
-    h = cfg.resolve_hparams(full, "video", "cat", "deq-fourier-1L1024D")
+    h = run_settings.resolve_hparams(full, "video", "cat", "deq-fourier-1L1024D")
     assert (h["steps"], h["lr"], h["batch_size"], h["grad_clip"]) == (10000, 1e-3, 65536, 0.1)
     assert h["spectral_norm"] is False
     assert h["amortize"] is False  # minibatches: the solver runs every step
@@ -193,15 +201,20 @@ def test_video_input_scale_follows_the_model_as_in_the_authors_configs(config_fi
         "mfn-gabor-1L2048D": 256.0,
         "deq-siren-1L2048D": 128.0,
     }
-    scales = {m: cfg.resolve_hparams(config, "video", "cat", m)["input_scale"] for m in expected}
+    scales = {
+        m: run_settings.resolve_hparams(config, "video", "cat", m)["input_scale"] for m in expected
+    }
     assert scales == expected
     # A dataset's own train block still wins over the per-model rules.
     config["datasets"]["cat"] = {"train": {"input_scale": 64.0}}
-    assert cfg.resolve_hparams(config, "video", "cat", "deq-gabor-4L1024D")["input_scale"] == 64.0
+    assert (
+        run_settings.resolve_hparams(config, "video", "cat", "deq-gabor-4L1024D")["input_scale"]
+        == 64.0
+    )
 
 
 def test_hparams_occupancy(full):
-    deq = cfg.resolve_hparams(full, "occupancy", "bunny", "deq-fourier-1L256D")
+    deq = run_settings.resolve_hparams(full, "occupancy", "bunny", "deq-fourier-1L256D")
     assert (deq["steps"], deq["lr"], deq["batch_size"], deq["input_scale"]) == (
         10000,
         5e-4,
@@ -210,40 +223,43 @@ def test_hparams_occupancy(full):
     )
     assert (deq["tol"], deq["eval_tol"]) == (1e-3, 1e-4)
     assert deq["spectral_norm"] is True and deq["amortize"] is False
-    explicit = cfg.resolve_hparams(full, "occupancy", "bunny", "mfn-fourier-1L256D")
+    explicit = run_settings.resolve_hparams(full, "occupancy", "bunny", "mfn-fourier-1L256D")
     assert explicit["spectral_norm"] is False  # DEQ-only in 3D
 
 
 def test_hparams_types(full):
-    for run in cfg.expand_grid(full):
-        h = cfg.resolve_hparams(full, run.task, run.dataset, run.model)
+    for run in grid.expand_grid(full):
+        h = run_settings.resolve_hparams(full, run.task, run.dataset, run.model)
         assert isinstance(h["steps"], int) and isinstance(h["lr"], float)
         assert isinstance(h["spectral_norm"], bool) and isinstance(h["amortize"], bool)
         assert h["batch_size"] is None or isinstance(h["batch_size"], int)
-        text = cfg.to_json(h)
+        text = run_settings.to_json(h)
         assert json.loads(text) == h  # serialisable without loss
         # stable: the same text whatever the key order (Snakemake's params trigger compares it)
-        assert cfg.to_json(dict(reversed(list(h.items())))) == text
+        assert run_settings.to_json(dict(reversed(list(h.items())))) == text
 
 
 def test_hparams_accepted_by_the_trainer(full):
     settings = pytest.importorskip("implicit2.settings")
-    for run in cfg.expand_grid(full)[::7]:
-        settings.TrainSettings.from_dict(cfg.resolve_hparams(full, *run[:3]))
+    for run in grid.expand_grid(full)[::7]:
+        settings.TrainSettings.from_dict(run_settings.resolve_hparams(full, *run[:3]))
 
 
 def test_builtin_task_defaults_fill_a_minimal_config():
     config = cfg.validate({"tasks": ["occupancy", "audio"], "datasets": {"bach": {}, "bunny": {}}})
-    assert cfg.selected_tasks(config) == ["audio", "occupancy"]
-    h = cfg.resolve_hparams(config, "occupancy", "bunny", "deq-gabor-1L256D")
+    assert grid.selected_tasks(config) == ["audio", "occupancy"]
+    h = run_settings.resolve_hparams(config, "occupancy", "bunny", "deq-gabor-1L256D")
     assert (h["steps"], h["lr"], h["batch_size"], h["eval_tol"]) == (10000, 5e-4, 50000, 1e-4)
-    assert cfg.resolve_hparams(config, "audio", "bach", "ffn-1L256D")["input_scale"] == 25000.0
-    assert len(cfg.expand_grid(config)) == 2 * MODELS_PER_DATASET
+    assert (
+        run_settings.resolve_hparams(config, "audio", "bach", "ffn-1L256D")["input_scale"]
+        == 25000.0
+    )
+    assert len(grid.expand_grid(config)) == 2 * MODELS_PER_DATASET
 
 
 def test_user_global_train_beats_builtin_task_defaults():
     config = cfg.validate({"tasks": ["audio"], "datasets": {"bach": {}}, "train": {"steps": 7}})
-    assert cfg.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")["steps"] == 7
+    assert run_settings.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")["steps"] == 7
     # ... but a task block still beats the global block
     config = cfg.validate(
         {
@@ -253,18 +269,20 @@ def test_user_global_train_beats_builtin_task_defaults():
             "task_settings": {"audio": {"train": {"steps": 9}}},
         }
     )
-    assert cfg.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")["steps"] == 9
+    assert run_settings.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")["steps"] == 9
 
 
 def test_a_global_train_key_every_task_overrides_is_reported(full, demo):
-    assert cfg.shadowed_train_keys(full, raw()) == []
-    assert cfg.shadowed_train_keys(demo, raw(DEMO)) == []
+    assert run_settings.shadowed_train_keys(full, raw()) == []
+    assert run_settings.shadowed_train_keys(demo, raw(DEMO)) == []
     written = cfg.merge_config(raw(), {"train": {"steps": 100, "tol": 1e-4}})
-    (warning,) = cfg.shadowed_train_keys(cfg.validate(written), written)
+    (warning,) = run_settings.shadowed_train_keys(cfg.validate(written), written)
     assert warning.startswith("train.steps has no effect: task_settings.<task>.train.steps")
     assert "'task_settings={image_representation: {train: {steps: ...}}}'" in warning
     minimal = {"tasks": ["audio"], "datasets": {"bach": {}}, "train": {"steps": 7}}
-    assert cfg.shadowed_train_keys(cfg.validate(minimal), minimal) == []  # defaults yield to it
+    assert (
+        run_settings.shadowed_train_keys(cfg.validate(minimal), minimal) == []
+    )  # defaults yield to it
 
 
 def test_minibatch_task_needs_a_batch_size(full):
@@ -272,54 +290,54 @@ def test_minibatch_task_needs_a_batch_size(full):
         cfg.merge_config(raw(), {"task_settings": {"video": {"train": {"batch_size": None}}}})
     )
     with pytest.raises(cfg.ConfigError, match=r"task_settings\.video\.train\.batch_size"):
-        cfg.resolve_hparams(config, "video", "cat", "deq-fourier-1L1024D")
+        run_settings.resolve_hparams(config, "video", "cat", "deq-fourier-1L1024D")
 
 
 def test_resolve_rejects_mismatched_or_unknown_names(full):
     with pytest.raises(cfg.ConfigError, match="audio data, not video"):
-        cfg.resolve_hparams(full, "video", "bach", "deq-fourier-1L256D")
+        run_settings.resolve_hparams(full, "video", "bach", "deq-fourier-1L256D")
     with pytest.raises(cfg.ConfigError, match="not a model name"):
-        cfg.resolve_hparams(full, "audio", "bach", "deq-wavelet-1L256D")
+        run_settings.resolve_hparams(full, "audio", "bach", "deq-wavelet-1L256D")
     with pytest.raises(cfg.ConfigError, match="unknown; valid: image_representation"):
-        cfg.resolve_hparams(full, "speech", "bach", "deq-fourier-1L256D")
+        run_settings.resolve_hparams(full, "speech", "bach", "deq-fourier-1L256D")
 
 
 # ---- resources, specs, paths ----------------------------------------------------------------
 
 
 def test_resources(full, demo):
-    assert cfg.resolve_resources(full, "video", "cat", "train") == {
+    assert run_settings.resolve_resources(full, "video", "cat", "train") == {
         "threads": 4,
         "mem_mb": 32000,
         "runtime": 480,
         "gpu": 1,
     }
-    assert cfg.resolve_resources(full, "audio", "bach", "prepare")["gpu"] == 0
-    assert cfg.resolve_resources(full, "occupancy", "lucy", "prepare")["mem_mb"] == 16000
-    for run in cfg.expand_grid(demo):
-        for stage in cfg.STAGES:
-            values = cfg.resolve_resources(demo, run.task, run.dataset, stage)
+    assert run_settings.resolve_resources(full, "audio", "bach", "prepare")["gpu"] == 0
+    assert run_settings.resolve_resources(full, "occupancy", "lucy", "prepare")["mem_mb"] == 16000
+    for run in grid.expand_grid(demo):
+        for stage in run_settings.STAGES:
+            values = run_settings.resolve_resources(demo, run.task, run.dataset, stage)
             assert values["gpu"] == 0 and values["threads"] == 1
 
 
 def test_dataset_spec(full):
-    assert cfg.dataset_spec(full, "camera") == {"task": "image_representation"}
-    spec = cfg.dataset_spec(full, "celeba")
+    assert run_settings.dataset_spec(full, "camera") == {"task": "image_representation"}
+    spec = run_settings.dataset_spec(full, "celeba")
     assert spec == {"task": "image_representation", "prepare": {"limit": 100}}
-    assert "prepare" not in cfg.dataset_spec(full, "celeba", "download")
-    assert cfg.dataset_spec(full, "not_in_config") == {}
+    assert "prepare" not in run_settings.dataset_spec(full, "celeba", "download")
+    assert run_settings.dataset_spec(full, "not_in_config") == {}
 
 
 def test_paths(full):
-    run = cfg.Run("audio", "bach", "deq-fourier-1L256D", 0)
-    assert cfg.run_dir(run) == "results/runs/audio/bach/deq-fourier-1L256D/seed0"
-    assert len(cfg.metrics_paths(full)) == 312
-    assert cfg.metrics_paths(full, "audio")[0] == (
+    run = grid.Run("audio", "bach", "deq-fourier-1L256D", 0)
+    assert paths.run_dir(run) == "results/runs/audio/bach/deq-fourier-1L256D/seed0"
+    assert len(paths.metrics_paths(full)) == 312
+    assert paths.metrics_paths(full, "audio")[0] == (
         "results/runs/audio/bach/deq-fourier-1L256D/seed0/metrics.json"
     )
-    assert cfg.table_paths(full)[2] == "results/tables/audio.csv"
-    assert len(cfg.figure_paths(full)) == 5 * 3 * 2
-    targets = cfg.final_targets(full)
+    assert paths.table_paths(full)[2] == "results/tables/audio.csv"
+    assert len(paths.figure_paths(full)) == 5 * 3 * 2
+    targets = paths.final_targets(full)
     assert "results/tables/paper.tex" in targets
     assert "results/figures/occupancy/reconstructions.png" in targets
 
@@ -328,11 +346,11 @@ def test_filters_drop_the_tasks_they_empty():
     config = cfg.validate(
         {**raw(), "only_datasets": ["camera"], "only_models": ["deq-fourier-1L256D"]}
     )
-    assert cfg.planned_tasks(config) == ["image_representation"]
-    assert cfg.table_paths(config) == ["results/tables/image_representation.csv"]
-    assert all("/image_representation/" in path for path in cfg.figure_paths(config))
+    assert paths.planned_tasks(config) == ["image_representation"]
+    assert paths.table_paths(config) == ["results/tables/image_representation.csv"]
+    assert all("/image_representation/" in path for path in paths.figure_paths(config))
     with pytest.raises(cfg.ConfigError, match="task 'audio' has no run left under only_datasets"):
-        cfg.metrics_paths(config, "audio")
+        paths.metrics_paths(config, "audio")
     assert "the filters leave no run to do" in problems_of(
         {**raw(), "only_datasets": ["camera"], "only_models": ["deq-fourier-1L1024D"]}
     )
@@ -346,28 +364,28 @@ def test_a_dataset_file_no_task_lists_is_refused():
     )
     listed = raw()["task_settings"]["image_representation"]["datasets"] + ["my_photo"]
     config["task_settings"]["image_representation"]["datasets"] = listed
-    assert "my_photo" in {run.dataset for run in cfg.expand_grid(cfg.validate(config))}
+    assert "my_photo" in {run.dataset for run in grid.expand_grid(cfg.validate(config))}
 
 
 def test_reference_path(full, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(cfg.ConfigError, match=r"reference: 'config/paper_reference\.yaml' is not"):
-        cfg.reference_path(full)
+        paths.reference_path(full)
     with pytest.raises(cfg.ConfigError, match=r"set\s+reference: null"):
-        cfg.reference_path({**full, "reference": "config/nope.yaml"}, REPO)
-    assert cfg.reference_path(full, REPO) == str(REPO / "config" / "paper_reference.yaml")
-    assert cfg.reference_path({**full, "reference": None}, REPO) is None
+        paths.reference_path({**full, "reference": "config/nope.yaml"}, REPO)
+    assert paths.reference_path(full, REPO) == str(REPO / "config" / "paper_reference.yaml")
+    assert paths.reference_path({**full, "reference": None}, REPO) is None
 
 
 def test_wildcard_patterns(full):
     import re
 
-    patterns = cfg.wildcard_patterns(full)
+    patterns = paths.wildcard_patterns(full)
     for name in ("deq-fourier-1L256D", "mfn-siren-4L1024D", "siren-1L128D", "ffn-12L8D"):
         assert re.fullmatch(patterns["model"], name)
     for name in ("deq-siren", "siren-0L8D", "deq-ffn-1L8D", "mfn-1L8D", "siren-1L256D/x"):
         assert not re.fullmatch(patterns["model"], name)
-    for task in cfg.TASKS_NAMES:
+    for task in grid.TASKS_NAMES:
         assert re.fullmatch(patterns["task"], task)
     for name in ("camera", "celeba", "lucy", "bikes"):
         assert re.fullmatch(patterns["dataset"], name)
@@ -390,7 +408,7 @@ def test_parse_model_name():
 def test_overrides_like_snakemake_config():
     config = cfg.load_config(FULL, ["tasks=[audio]", "seeds=[0]"])
     assert config["tasks"] == ["audio"] and config["seeds"] == [0]
-    runs = cfg.expand_grid(config)
+    runs = grid.expand_grid(config)
     assert len(runs) == 2 * MODELS_PER_DATASET
     assert {run.task for run in runs} == {"audio"}
 
@@ -407,14 +425,14 @@ def test_overrides_nested_and_scalar():
         ],
     )
     assert config["tasks"] == ["audio"] and config["seeds"] == [0, 1]
-    h = cfg.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")
+    h = run_settings.resolve_hparams(config, "audio", "bach", "deq-fourier-1L256D")
     assert (h["lr"], h["steps"], h["spectral_norm"], h["device"]) == (3e-3, 10, True, "cpu")
-    assert len(cfg.expand_grid(config)) == 2 * 2  # 2 datasets x 1 model x 2 seeds
+    assert len(grid.expand_grid(config)) == 2 * 2  # 2 datasets x 1 model x 2 seeds
 
 
 def test_overrides_dict_form():
     config = cfg.load_config(FULL, {"tasks": ["video"], "only_datasets": ["bikes"]})
-    assert {run.dataset for run in cfg.expand_grid(config)} == {"bikes"}
+    assert {run.dataset for run in grid.expand_grid(config)} == {"bikes"}
 
 
 def test_parse_overrides_mimics_snakemake():
@@ -460,7 +478,7 @@ def test_unknown_key_lists_valid_keys():
 def test_unknown_task_lists_valid_values():
     message = problems_of({**raw(), "tasks": ["audio", "speech"]})
     assert "tasks[1]" in message and "'speech'" in message
-    for task in cfg.TASKS_NAMES:
+    for task in grid.TASKS_NAMES:
         assert task in message
 
 
@@ -504,8 +522,11 @@ def test_own_dataset_needs_a_task_unless_the_suffix_says_it():
     )
     validated = cfg.validate(config)
     assert validated["datasets"]["mine"]["task"] == "audio"
-    assert cfg.dataset_spec(validated, "mine") == {"path": "data/mine.wav", "task": "audio"}
-    assert cfg.wildcard_patterns(validated)["dataset"].count("mine") == 1
+    assert run_settings.dataset_spec(validated, "mine") == {
+        "path": "data/mine.wav",
+        "task": "audio",
+    }
+    assert paths.wildcard_patterns(validated)["dataset"].count("mine") == 1
 
 
 def test_selected_task_without_datasets():
@@ -546,28 +567,32 @@ def test_validate_does_not_modify_its_input():
 
 
 def test_demo_grid(demo):
-    runs = cfg.expand_grid(demo)
-    assert {run.task for run in runs} == set(cfg.TASKS_NAMES)
+    runs = grid.expand_grid(demo)
+    assert {run.task for run in runs} == set(grid.TASKS_NAMES)
     datasets = {run.dataset for run in runs}
     assert datasets == {"camera", "demo_faces", "demo_nature", "demo_chirp", "bikes", "demo_shape"}
     assert len(runs) == 6 * 8
     for run in runs:
-        h = cfg.resolve_hparams(demo, run.task, run.dataset, run.model)
+        h = run_settings.resolve_hparams(demo, run.task, run.dataset, run.model)
         assert h["device"] == "cpu" and h["steps"] <= 300
-    assert cfg.dataset_spec(demo, "camera")["prepare"] == {"size": 64}
+    assert run_settings.dataset_spec(demo, "camera")["prepare"] == {"size": 64}
 
 
 def test_demo_is_the_same_merged_over_the_full_config(demo):
     """Snakemake merges --configfile config/demo.yaml over config/config.yaml: no leaks."""
     merged = cfg.load_config(DEMO, base=FULL)
-    runs = cfg.expand_grid(demo)
-    assert cfg.expand_grid(merged) == runs
+    runs = grid.expand_grid(demo)
+    assert grid.expand_grid(merged) == runs
     for run in runs:
-        assert cfg.resolve_hparams(merged, *run[:3]) == cfg.resolve_hparams(demo, *run[:3])
-        assert cfg.dataset_spec(merged, run.dataset) == cfg.dataset_spec(demo, run.dataset)
-        for stage in cfg.STAGES:
-            assert cfg.resolve_resources(merged, run.task, run.dataset, stage) == (
-                cfg.resolve_resources(demo, run.task, run.dataset, stage)
+        assert run_settings.resolve_hparams(merged, *run[:3]) == run_settings.resolve_hparams(
+            demo, *run[:3]
+        )
+        assert run_settings.dataset_spec(merged, run.dataset) == run_settings.dataset_spec(
+            demo, run.dataset
+        )
+        for stage in run_settings.STAGES:
+            assert run_settings.resolve_resources(merged, run.task, run.dataset, stage) == (
+                run_settings.resolve_resources(demo, run.task, run.dataset, stage)
             )
 
 
@@ -586,13 +611,24 @@ def test_configs_comment_every_key():
 
 
 def test_importable_without_torch():
+    """The four config modules (what the Snakefile imports) work without torch; config itself
+    loads neither config_settings nor workflow_paths (they build on it, not the reverse)."""
     code = (
         "import sys; sys.modules['torch'] = None\n"
         "import implicit2.config as c\n"
+        "assert not {'implicit2.config_settings', 'implicit2.workflow_paths'} & set(sys.modules)\n"
+        "import implicit2.config_grid as g\n"
+        "import implicit2.config_settings as s\n"
+        "import implicit2.workflow_paths as p\n"
         "config = c.load_config(sys.argv[1])\n"
-        "print(len(c.expand_grid(config)))\n"
+        "runs = g.expand_grid(config)\n"
+        "print(len(runs))\n"
         "mine = c.validate({'tasks': ['audio'], 'datasets': {'mine': {'path': 'my.wav'}}})\n"
         "assert c.dataset_task_of(mine, 'mine') == 'audio'\n"
+        "assert s.resolve_hparams(config, *runs[0][:3])['device'] == config['device']\n"
+        "assert s.resolve_resources(config, runs[0].task, runs[0].dataset, 'train')\n"
+        "assert p.PAPER_TEX in p.final_targets(config)\n"
+        "assert p.wildcard_patterns(config)['seed']\n"
         "assert 'torch' not in {m for m in sys.modules if sys.modules[m] is not None}\n"
     )
     result = subprocess.run(

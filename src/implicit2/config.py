@@ -1,90 +1,29 @@
-"""The workflow configuration: load, validate, expand the grid, resolve training settings.
+"""The workflow configuration: load, merge and validate it, filling every default.
 
-Everything the Snakemake rules need to know about the experiment grid lives here, so that rules
-stay thin. This module must stay importable without torch: the Snakefile imports it.
+A validated config is what the other config modules read: :mod:`implicit2.config_grid` expands
+its grid of runs, :mod:`implicit2.config_settings` resolves each run's ``--hparams``, resources
+and ``--spec`` (the layers they merge are listed there), and :mod:`implicit2.workflow_paths`
+names the outputs and Snakemake targets. This module must stay importable without torch: the
+Snakefile imports it.
 
-Layers, most specific last (a later layer wins key by key):
-
-- training settings (``--hparams``): the schema defaults of ``train`` ← the built-in per-task
-  defaults of :data:`TASK_DEFAULTS` (the authors' code) ← the config's ``train`` ←
-  ``task_settings.<task>.train`` ← the matching ``task_settings.<task>.model_train`` entries (model
-  name patterns, in order) ← ``datasets.<dataset>.train`` ← the model-family rules of
-  :func:`resolve_hparams` (``amortize`` only for DEQ models on full-batch tasks, ``spectral_norm``
-  per family, the per-filter ``input_scale_factor``). A key written anywhere in the config beats a
-  built-in default.
-- job resources: ``resources.<stage>`` ← built-in per-task defaults ← ``task_settings.<task>.
-  resources.<stage>`` ← ``datasets.<dataset>.resources.<stage>``.
-- model grid: ``models`` ← ``task_settings.<task>.models`` ← ``datasets.<dataset>.models``
-  (each of ``families``, ``filters``, ``sizes``, ``baselines``, ``extra`` replaced as a whole).
+Validation fills ``task_settings`` with the built-in per-task defaults of :data:`TASK_DEFAULTS`
+(the authors' code), skipping every key that the config writes itself: a key written anywhere in
+the config beats a built-in default.
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
-import json
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import yaml
 
 from implicit2 import config_schema, model_names
-from implicit2.model_names import (
-    MODEL_GRAMMAR,
-    MODEL_NAME_PATTERN,
-    MODEL_NAME_REGEX,
-    ModelSpec,
-)
+from implicit2.config_grid import TASKS_NAMES, expand_grid, task_datasets
+from implicit2.model_names import MODEL_GRAMMAR, MODEL_NAME_PATTERN, ModelSpec
 from implicit2.suffixes import task_of_suffix
-
-#: The tasks of the paper, in the order tables and figures list them.
-TASKS_NAMES: tuple[str, ...] = (
-    "image_representation",
-    "image_generalization",
-    "audio",
-    "video",
-    "occupancy",
-)
-#: Tasks trained full batch (every coordinate every step): the amortized DEQ schedule applies.
-FULL_BATCH_TASKS: frozenset[str] = frozenset(
-    {"image_representation", "image_generalization", "audio"}
-)
-
-#: The keys of ``--hparams`` (docs/architecture.md), in that order.
-HPARAM_KEYS: tuple[str, ...] = (
-    "steps",
-    "lr",
-    "lr_decay",
-    "input_scale",
-    "spectral_norm",
-    "solver",
-    "tol",
-    "eval_tol",
-    "max_iter",
-    "gradient",
-    "unroll_steps",
-    "amortize",
-    "batch_size",
-    "grad_clip",
-    "gabor_alpha",
-    "log_every",
-    "checkpoint_every",
-    "signal_batch",
-    "tf32",
-    "compile",
-    "device",
-)
-_INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})
-_INT_KEYS |= {"signal_batch", "batch_size"}
-_FLOAT_KEYS = frozenset({"lr", "lr_decay", "input_scale", "tol", "eval_tol", "gabor_alpha"})
-_FLOAT_KEYS |= {"grad_clip"}
-
-#: Job stages with configurable resources.
-STAGES: tuple[str, ...] = ("prepare", "train", "evaluate")
-#: Dataset-block keys that configure the workflow, not the data (kept out of ``--spec``).
-WORKFLOW_DATASET_KEYS: frozenset[str] = frozenset({"models", "train", "resources"})
 
 #: Built-in per-task defaults, from the authors' released code (configs/ and scripts/ of the
 #: paper's repository): images spectrally normalise the DEQ and its explicit MFN twin; occupancy
@@ -176,16 +115,6 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-# Output paths (docs/architecture.md).
-RAW_DIR = "resources/raw/{dataset}"
-RUN_DIR = "results/runs/{task}/{dataset}/{model}/seed{seed}"
-TABLE = "results/tables/{task}.csv"
-PAPER_TEX = "results/tables/paper.tex"
-FIGURE_DIR = "results/figures/{task}"
-FIGURE_KINDS: tuple[str, ...] = ("curves", "cost", "reconstructions")
-FIGURE_FORMATS: tuple[str, ...] = ("pdf", "png")
-
-
 class ConfigError(ValueError):
     """A configuration problem; the message names the key path and, where it helps, valid values."""
 
@@ -197,15 +126,6 @@ class ConfigError(ValueError):
             lines = "\n".join(f"  - {problem}" for problem in self.problems)
             message = f"invalid config ({len(self.problems)} problems):\n{lines}"
         super().__init__(message)
-
-
-class Run(NamedTuple):
-    """One training run of the grid."""
-
-    task: str
-    dataset: str
-    model: str
-    seed: int
 
 
 # --------------------------------------------------------------------------------------------
@@ -492,289 +412,3 @@ def dataset_task_of(
         return block["task"]
     known = known_datasets() if known is None else known
     return known.get(dataset)
-
-
-# --------------------------------------------------------------------------------------------
-# The grid
-# --------------------------------------------------------------------------------------------
-
-
-def selected_tasks(config: Mapping[str, Any]) -> list[str]:
-    """The selected tasks, in :data:`TASKS_NAMES` order."""
-    return [task for task in TASKS_NAMES if task in config["tasks"]]
-
-
-def task_datasets(config: Mapping[str, Any], task: str) -> list[str]:
-    """The datasets of ``task``: ``task_settings.<task>.datasets``, else every dataset of the
-    ``datasets:`` mapping whose task it is (in mapping order)."""
-    listed = config["task_settings"].get(task, {}).get("datasets")
-    if listed is not None:
-        return list(dict.fromkeys(listed))
-    return [name for name, block in config["datasets"].items() if block.get("task") == task]
-
-
-def model_grid(config: Mapping[str, Any], task: str, dataset: str) -> dict[str, list[str]]:
-    """The model-grid settings of (task, dataset): global ← task ← dataset, key by key."""
-    grid = {key: list(value) for key, value in config["models"].items()}
-    for layer in (
-        config["task_settings"].get(task, {}).get("models", {}),
-        config["datasets"].get(dataset, {}).get("models", {}),
-    ):
-        grid.update({key: list(value) for key, value in layer.items()})
-    return grid
-
-
-def task_models(config: Mapping[str, Any], task: str, dataset: str) -> list[str]:
-    """Model names of (task, dataset): families × filters × sizes, baselines × sizes, extra."""
-    grid = model_grid(config, task, dataset)
-    names = [
-        f"{family}-{filter_type}-{size}"
-        for size in grid["sizes"]
-        for family in grid["families"]
-        for filter_type in grid["filters"]
-    ]
-    names += [f"{baseline}-{size}" for size in grid["sizes"] for baseline in grid["baselines"]]
-    names += list(grid["extra"])
-    return list(dict.fromkeys(names))
-
-
-def expand_grid(
-    config: Mapping[str, Any], task: str | None = None, *, apply_filters: bool = True
-) -> list[Run]:
-    """Every run of the selected grid (or of one selected task): datasets × models × seeds.
-
-    Args:
-        config: a validated config.
-        task: only this task's runs (it must be selected).
-        apply_filters: honour ``only_datasets`` and ``only_models``.
-    """
-    tasks = selected_tasks(config) if task is None else [task]
-    only_datasets = set(config["only_datasets"]) if apply_filters else set()
-    only_models = set(config["only_models"]) if apply_filters else set()
-    runs: list[Run] = []
-    for name in tasks:
-        if name not in config["tasks"]:
-            continue
-        for dataset in task_datasets(config, name):
-            if only_datasets and dataset not in only_datasets:
-                continue
-            for model in task_models(config, name, dataset):
-                if only_models and model not in only_models:
-                    continue
-                runs.extend(Run(name, dataset, model, int(seed)) for seed in config["seeds"])
-    return runs
-
-
-def grid_datasets(config: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(task, dataset) pairs that the selected grid trains on."""
-    return list(dict.fromkeys((run.task, run.dataset) for run in expand_grid(config)))
-
-
-# --------------------------------------------------------------------------------------------
-# Per-run settings
-# --------------------------------------------------------------------------------------------
-
-
-def _run_context(config: Mapping[str, Any], task: str, dataset: str) -> dict[str, Any]:
-    if task not in TASKS_NAMES:
-        raise ConfigError(f"task {task!r}: unknown; valid: {', '.join(TASKS_NAMES)}")
-    dataset_task = dataset_task_of(config, dataset)
-    if dataset_task is None:
-        raise ConfigError(
-            f"datasets.{dataset}: unknown dataset; add it under 'datasets:' with 'task: {task}'"
-        )
-    if dataset_task != task:
-        raise ConfigError(f"datasets.{dataset}: is {dataset_task} data, not {task}")
-    return config["datasets"].get(dataset, {})
-
-
-def check_dataset(config: Mapping[str, Any], task: str, dataset: str) -> None:
-    """Raise :class:`ConfigError` unless ``dataset`` is known and is ``task`` data."""
-    _run_context(config, task, dataset)
-
-
-def resolve_hparams(
-    config: Mapping[str, Any], task: str, dataset: str, model: str
-) -> dict[str, Any]:
-    """The training settings (``--hparams``) of one run, every key of docs/architecture.md.
-
-    Raises:
-        ConfigError: unknown task, model or dataset, or a setting that the task cannot use.
-    """
-    spec = parse_model_name(model)
-    block = _run_context(config, task, dataset)
-    task_block = config["task_settings"].get(task, {})
-    hparams: dict[str, Any] = dict(config["train"])
-    hparams.update(task_block.get("train", {}))
-    for pattern, train in task_block.get("model_train", {}).items():
-        if fnmatch.fnmatchcase(model, pattern):
-            hparams.update(train)
-    hparams.update(block.get("train", {}))
-
-    spectral = hparams["spectral_norm"]
-    hparams["spectral_norm"] = spectral if isinstance(spectral, bool) else spec.family in spectral
-    factor = task_block.get("input_scale_factor", {}).get(spec.filter, 1.0) if spec.filter else 1.0
-    hparams["input_scale"] = float(hparams["input_scale"]) * float(factor)
-    if task not in FULL_BATCH_TASKS and hparams["batch_size"] is None:
-        raise ConfigError(
-            f"task_settings.{task}.train.batch_size: {task} trains on minibatches; "
-            "give a positive integer (null means full batch)"
-        )
-    full_batch = task in FULL_BATCH_TASKS and hparams["batch_size"] is None
-    hparams["amortize"] = bool(hparams["amortize"]) and spec.is_deq and full_batch
-    hparams["device"] = config["device"]
-
-    resolved: dict[str, Any] = {}
-    for key in HPARAM_KEYS:
-        value = hparams[key]
-        if value is not None and key in _INT_KEYS:
-            value = int(value)
-        elif value is not None and key in _FLOAT_KEYS:
-            value = float(value)
-        resolved[key] = value
-    return resolved
-
-
-def shadowed_train_keys(config: Mapping[str, Any], written: Mapping[str, Any]) -> list[str]:
-    """Warnings for keys written in the global ``train`` block (``written``: the config before
-    validation filled in defaults) that every selected task's ``task_settings.<task>.train`` of
-    the validated ``config`` sets too, so that they change nothing (an easy trap with
-    ``--config 'train={steps: 100}'``: the paper's config sets ``steps`` per task)."""
-    tasks = selected_tasks(config)
-    user_train = written.get("train")
-    warnings = []
-    for key in user_train if isinstance(user_train, Mapping) else ():
-        if tasks and all(key in config["task_settings"][t].get("train", {}) for t in tasks):
-            warnings.append(
-                f"train.{key} has no effect: task_settings.<task>.train.{key} is set for every "
-                f"selected task ({', '.join(tasks)}); set it there, e.g. --config "
-                f"'task_settings={{{tasks[0]}: {{train: {{{key}: ...}}}}}}'"
-            )
-    return warnings
-
-
-def resolve_resources(
-    config: Mapping[str, Any], task: str, dataset: str, stage: str
-) -> dict[str, int]:
-    """Job resources of one stage (``prepare``, ``train``, ``evaluate``) of (task, dataset):
-    ``threads``, ``mem_mb``, ``runtime`` (minutes, first attempt) and ``gpu``."""
-    if stage not in STAGES:
-        raise ConfigError(f"resources.{stage}: unknown stage; valid: {', '.join(STAGES)}")
-    values = dict(config["resources"][stage])
-    values.update(config["task_settings"].get(task, {}).get("resources", {}).get(stage, {}))
-    values.update(config["datasets"].get(dataset, {}).get("resources", {}).get(stage, {}))
-    return {key: int(value) for key, value in values.items()}
-
-
-def dataset_spec(config: Mapping[str, Any], dataset: str, stage: str = "prepare") -> dict[str, Any]:
-    """The dataset's config block for ``--spec`` (``{}`` for a registry dataset used as is).
-
-    Workflow-only keys (``models``, ``train``, ``resources``) are left out so that changing them
-    does not re-run data jobs; for ``stage='download'`` the ``prepare`` options are left out too.
-    """
-    block = config.get("datasets", {}).get(dataset) or {}
-    spec = {key: copy.deepcopy(value) for key, value in block.items()}
-    for key in WORKFLOW_DATASET_KEYS:
-        spec.pop(key, None)
-    if stage == "download":
-        spec.pop("prepare", None)
-    return spec
-
-
-def to_json(payload: Any) -> str:
-    """Compact, key-sorted JSON (stable, so that Snakemake's params trigger sees no change)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
-
-
-# --------------------------------------------------------------------------------------------
-# Paths (targets of the Snakefile)
-# --------------------------------------------------------------------------------------------
-
-
-def run_dir(run: Run) -> str:
-    """``results/runs/{task}/{dataset}/{model}/seed{seed}``."""
-    return RUN_DIR.format(**run._asdict())
-
-
-def run_files(config: Mapping[str, Any], filename: str, task: str | None = None) -> list[str]:
-    """``<run_dir>/<filename>`` for every run of the selected grid (or of one task)."""
-    return [f"{run_dir(run)}/{filename}" for run in expand_grid(config, task)]
-
-
-def metrics_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
-    """Every ``metrics.json`` of the selected grid (or of one task).
-
-    Raises:
-        ConfigError: ``task`` is given but the filters leave it no run (its table would be empty).
-    """
-    paths = run_files(config, "metrics.json", task)
-    if task is not None and not paths:
-        raise ConfigError(
-            f"task {task!r} has no run left under only_datasets={config['only_datasets']} and "
-            f"only_models={config['only_models']}: widen the filters or ask for another task"
-        )
-    return paths
-
-
-def planned_tasks(config: Mapping[str, Any]) -> list[str]:
-    """The selected tasks that keep at least one run under ``only_datasets``/``only_models``."""
-    return [task for task in selected_tasks(config) if expand_grid(config, task)]
-
-
-def table_paths(config: Mapping[str, Any]) -> list[str]:
-    """``results/tables/{task}.csv`` for every task with runs (:func:`planned_tasks`)."""
-    return [TABLE.format(task=task) for task in planned_tasks(config)]
-
-
-def figure_paths(config: Mapping[str, Any], task: str | None = None) -> list[str]:
-    """The figures of every task with runs (or of one task)."""
-    tasks = planned_tasks(config) if task is None else [task]
-    return [
-        f"{FIGURE_DIR.format(task=name)}/{kind}.{ext}"
-        for name in tasks
-        for kind in FIGURE_KINDS
-        for ext in FIGURE_FORMATS
-    ]
-
-
-def final_targets(config: Mapping[str, Any]) -> list[str]:
-    """What ``rule all`` builds: per-task tables, ``paper.tex`` and the figures."""
-    return [*table_paths(config), PAPER_TEX, *figure_paths(config)]
-
-
-def reference_path(config: Mapping[str, Any], basedir: str | Path | None = None) -> str | None:
-    """The paper-reference file for ``tables``, or None when ``reference`` is null.
-
-    A relative path is looked up in the working directory, then under ``basedir`` (the workflow's
-    folder), so a run with ``--directory`` elsewhere still finds the shipped file.
-
-    Raises:
-        ConfigError: ``reference`` names a file found in neither place (a typo would otherwise
-            drop the paper column from every table without a word).
-    """
-    value = config.get("reference")
-    if not value:
-        return None
-    path = Path(value)
-    if path.is_file():
-        return str(path)
-    if basedir is not None and not path.is_absolute() and (Path(basedir) / path).is_file():
-        return str(Path(basedir) / path)
-    where = "the working directory" + ("" if basedir is None else f" or {basedir}")
-    raise ConfigError(
-        f"reference: {value!r} is not a file (looked in {where}); fix the path, or set "
-        "reference: null for tables without the paper's column"
-    )
-
-
-def wildcard_patterns(config: Mapping[str, Any]) -> dict[str, str]:
-    """Regexes for Snakemake's ``wildcard_constraints``: task, dataset, model, seed."""
-    datasets = set(config["datasets"]) | {name for _, name in grid_datasets(config)}
-    datasets |= {name for task in selected_tasks(config) for name in task_datasets(config, task)}
-    ordered = sorted(datasets, key=lambda name: (-len(name), name))
-    return {
-        "task": "|".join(selected_tasks(config)),
-        "dataset": "|".join(re.escape(name) for name in ordered),
-        "model": MODEL_NAME_REGEX,
-        "seed": r"\d+",
-    }

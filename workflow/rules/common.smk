@@ -1,12 +1,13 @@
 """Grid -> targets, wildcard constraints, input/params/resource functions.
 
-Every function here is a thin adapter from Snakemake wildcards to implicit2.config, where the
-grid, the training settings (--hparams), the dataset specs (--spec) and the resources are made.
+Every function here is a thin adapter from Snakemake wildcards to the config modules: the grid
+comes from implicit2.config_grid; the training settings (--hparams), the dataset specs (--spec)
+and the resources from implicit2.config_settings; the paths from implicit2.workflow_paths.
 """
 
 import shlex
 
-WILDCARDS = i2config.wildcard_patterns(CONFIG)
+WILDCARDS = i2paths.wildcard_patterns(CONFIG)
 
 
 wildcard_constraints:
@@ -21,22 +22,22 @@ wildcard_constraints:
 
 def all_metrics(wildcards):
     """Every metrics.json of the selected grid."""
-    return i2config.metrics_paths(CONFIG)
+    return i2paths.metrics_paths(CONFIG)
 
 
 def task_metrics(wildcards):
     """The metrics.json files of one task."""
-    return i2config.metrics_paths(CONFIG, wildcards.task)
+    return i2paths.metrics_paths(CONFIG, wildcards.task)
 
 
 def task_curves(wildcards):
     """The curve.csv files of one task (read by the figures beside metrics.json)."""
-    return i2config.run_files(CONFIG, "curve.csv", wildcards.task)
+    return i2paths.run_files(CONFIG, "curve.csv", wildcards.task)
 
 
 def task_previews(wildcards):
     """The reconstruction previews of one task (read by the figures beside metrics.json)."""
-    return i2config.run_files(CONFIG, "recon/preview.png", wildcards.task)
+    return i2paths.run_files(CONFIG, "recon/preview.png", wildcards.task)
 
 
 def reference_input(wildcards):
@@ -51,12 +52,12 @@ def reference_flag(wildcards):
 
 def tables_dir(wildcards):
     """The folder of the tables (results/tables)."""
-    return str(Path(i2config.PAPER_TEX).parent)
+    return str(Path(i2paths.PAPER_TEX).parent)
 
 
 def figures_dir(wildcards):
     """The folder of one task's figures."""
-    return i2config.FIGURE_DIR.format(task=wildcards.task)
+    return i2paths.FIGURE_DIR.format(task=wildcards.task)
 
 
 # ---- data -----------------------------------------------------------------------------------
@@ -70,20 +71,22 @@ def local_source(wildcards):
 
 def raw_dir(wildcards):
     """resources/raw/{dataset}: where download puts the raw files."""
-    return i2config.RAW_DIR.format(dataset=wildcards.dataset)
+    return i2paths.RAW_DIR.format(dataset=wildcards.dataset)
 
 
 def download_spec(wildcards):
     """The dataset's data settings as JSON (without prepare options)."""
-    return i2config.to_json(
-        i2config.dataset_spec(CONFIG, wildcards.dataset, "download")
+    return i2settings.to_json(
+        i2settings.dataset_spec(CONFIG, wildcards.dataset, "download")
     )
 
 
 def prepare_spec(wildcards):
     """The dataset's data settings as JSON, prepare options included."""
-    i2config.check_dataset(CONFIG, wildcards.task, wildcards.dataset)
-    return i2config.to_json(i2config.dataset_spec(CONFIG, wildcards.dataset, "prepare"))
+    i2settings.check_dataset(CONFIG, wildcards.task, wildcards.dataset)
+    return i2settings.to_json(
+        i2settings.dataset_spec(CONFIG, wildcards.dataset, "prepare")
+    )
 
 
 # ---- runs -----------------------------------------------------------------------------------
@@ -91,18 +94,18 @@ def prepare_spec(wildcards):
 
 def run_directory(wildcards):
     """results/runs/{task}/{dataset}/{model}/seed{seed}."""
-    run = i2config.Run(
+    run = i2grid.Run(
         wildcards.task, wildcards.dataset, wildcards.model, int(wildcards.seed)
     )
-    return i2config.run_dir(run)
+    return i2paths.run_dir(run)
 
 
 def train_hparams(wildcards):
     """The resolved training settings of a run as JSON (--hparams)."""
-    hparams = i2config.resolve_hparams(
+    hparams = i2settings.resolve_hparams(
         CONFIG, wildcards.task, wildcards.dataset, wildcards.model
     )
-    return i2config.to_json(hparams)
+    return i2settings.to_json(hparams)
 
 
 # ---- resources ------------------------------------------------------------------------------
@@ -112,7 +115,7 @@ def stage_threads(stage):
     """Threads of a stage's jobs, from the config (per task, per dataset)."""
 
     def threads(wildcards):
-        return i2config.resolve_resources(
+        return i2settings.resolve_resources(
             CONFIG, wildcards.task, wildcards.dataset, stage
         )["threads"]
 
@@ -123,7 +126,7 @@ def stage_resource(stage, key):
     """One resource (mem_mb, gpu) of a stage's jobs, from the config."""
 
     def resource(wildcards):
-        return i2config.resolve_resources(
+        return i2settings.resolve_resources(
             CONFIG, wildcards.task, wildcards.dataset, stage
         )[key]
 
@@ -134,7 +137,7 @@ def stage_runtime(stage):
     """Walltime in minutes of a stage's jobs: the configured runtime times the attempt."""
 
     def runtime(wildcards, attempt):
-        values = i2config.resolve_resources(
+        values = i2settings.resolve_resources(
             CONFIG, wildcards.task, wildcards.dataset, stage
         )
         return values["runtime"] * attempt
@@ -152,11 +155,11 @@ def bench_context():
     """(dataset, models) of the benchmarked task: the dataset whose settings the camera benchmark
     takes (camera itself when the task lists it, else its first dataset) and its deq/mfn models.
     """
-    datasets = i2config.task_datasets(CONFIG, BENCH_TASK) or ["camera"]
+    datasets = i2grid.task_datasets(CONFIG, BENCH_TASK) or ["camera"]
     dataset = "camera" if "camera" in datasets else datasets[0]
     models = [
         name
-        for name in i2config.task_models(CONFIG, BENCH_TASK, dataset)
+        for name in i2grid.task_models(CONFIG, BENCH_TASK, dataset)
         if i2config.parse_model_name(name).family in ("deq", "mfn")
     ]
     return dataset, models
@@ -167,8 +170,8 @@ BENCH_DATASET, BENCH_MODELS = bench_context()
 
 def bench_settings(wildcards):
     """Image side, learning rate and input scale of the benchmark, from the task's settings."""
-    prepare = i2config.dataset_spec(CONFIG, BENCH_DATASET).get("prepare", {})
-    hparams = i2config.resolve_hparams(
+    prepare = i2settings.dataset_spec(CONFIG, BENCH_DATASET).get("prepare", {})
+    hparams = i2settings.resolve_hparams(
         CONFIG, BENCH_TASK, BENCH_DATASET, BENCH_MODELS[0]
     )
     return (
@@ -181,7 +184,7 @@ def bench_resource(key):
     """One resource (threads, mem_mb, gpu) of the benchmarked task's training jobs."""
 
     def resource(wildcards):
-        return i2config.resolve_resources(CONFIG, BENCH_TASK, BENCH_DATASET, "train")[
+        return i2settings.resolve_resources(CONFIG, BENCH_TASK, BENCH_DATASET, "train")[
             key
         ]
 

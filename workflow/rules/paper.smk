@@ -106,11 +106,11 @@ rule figures:
 
 
 # `snakemake table_<task>`: one task's table and figures, nothing of the other tasks.
-for _task in i2config.planned_tasks(CONFIG):
+for _task in i2paths.planned_tasks(CONFIG):
 
     rule:
         name:
             f"table_{_task}"
         input:
-            i2config.TABLE.format(task=_task),
-            i2config.figure_paths(CONFIG, _task),
+            i2paths.TABLE.format(task=_task),
+            i2paths.figure_paths(CONFIG, _task),

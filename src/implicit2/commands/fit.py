@@ -1,10 +1,10 @@
 """``implicit2 fit PATH --model M --out DIR``: fit a model to your own file without Snakemake.
 
 The task is inferred from the file (image, audio, video or mesh); every setting not given on the
-command line is the task's default from the workflow config (:mod:`implicit2.config`). The run
-directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``, ``curve.csv``,
-``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same arguments and it resumes
-from ``DIR/ckpt/``.
+command line is the task's default from the workflow config (:mod:`implicit2.config_settings`).
+The run directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``,
+``curve.csv``, ``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same
+arguments and it resumes from ``DIR/ckpt/``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from typing import Any
 from implicit2.checkpoint import TrainingInterrupted
 from implicit2.commands import device_name
 from implicit2.commands.train import INTERRUPTED
-from implicit2.config import TASKS_NAMES, resolve_hparams, validate
+from implicit2.config import validate
+from implicit2.config_grid import TASKS_NAMES
+from implicit2.config_settings import resolve_hparams
 from implicit2.data.checksums import sha256_file
 from implicit2.data.download import fetch_files
 from implicit2.data.manifest import read_manifest, write_manifest
