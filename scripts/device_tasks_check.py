@@ -29,6 +29,7 @@ METRICS = ("psnr", "ssim", "iou_easy", "iou_hard", "accuracy_easy", "accuracy_ha
 def plan(config_path: str, plan_path: str, *models: str) -> None:
     """Write the runs and their resolved hparams to ``plan_path``."""
     from implicit2 import config as i2config
+    from implicit2 import config_grid, config_settings
 
     config = i2config.load_config(config_path, base="config/config.yaml")
     runs = [
@@ -36,9 +37,9 @@ def plan(config_path: str, plan_path: str, *models: str) -> None:
             "task": task,
             "dataset": dataset,
             "model": model,
-            "hparams": i2config.resolve_hparams(config, task, dataset, model),
+            "hparams": config_settings.resolve_hparams(config, task, dataset, model),
         }
-        for task, dataset in i2config.grid_datasets(config)
+        for task, dataset in config_grid.grid_datasets(config)
         for model in models or DEFAULT_MODELS
     ]
     Path(plan_path).write_text(json.dumps(runs, indent=1), encoding="utf-8")
