@@ -1,9 +1,12 @@
-"""Deterministic inside/outside labels for points, by ray parity (embree through trimesh).
+"""Deterministic inside/outside labels for points, by ray parity.
 
-``trimesh.Trimesh.contains`` re-tests ambiguous points (rays that disagree, typical near holes of an
-open scan) along a *random* direction, so two calls can label a few points differently. Here the
-second test uses a fixed direction, so the same points always get the same labels; for a
-watertight mesh the result is the usual one.
+A point is inside when the ray from it along a fixed direction d crosses the surface an odd number
+of times. Both rays of the line (+d and -d) are counted: where their parities disagree (a line
+through a hole of an open scan, or exactly through an edge) a second fixed direction decides, and
+a point whose two rays still disagree is outside. For a watertight mesh this is the usual
+containment (``trimesh.Trimesh.contains``, which instead re-tests along a *random* direction, so
+two of its calls can label a few points differently). The rays are cast by
+:mod:`implicit2.tasks.raycast`, the same on every machine, with or without embree.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from implicit2.tasks.raycast import ParallelRays
+
 if TYPE_CHECKING:
     import trimesh
 
 FIRST = np.array([0.4395064455, 0.617598629942, 0.652231566745])
 SECOND = np.array([-0.5746957711, 0.3255681900, -0.7507700312])
-CHUNK = 1 << 20
+#: Points tested at once (bounds the memory of their (point, triangle) candidate pairs).
+CHUNK = 1 << 17
 
 
 def contains(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
@@ -26,31 +32,27 @@ def contains(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     inside = np.zeros(len(points), dtype=bool)
     low, high = mesh.bounds
     candidates = np.flatnonzero(np.all((points >= low) & (points <= high), axis=1))
+    if len(candidates) == 0:
+        return inside
+    # A face listed twice (scans have some, in either orientation) is one surface, crossed once.
+    faces = np.unique(np.sort(np.asarray(mesh.faces), axis=1), axis=0)
+    triangles = np.asarray(mesh.vertices, dtype=np.float64)[faces]
+    first, second = ParallelRays(triangles, FIRST), ParallelRays(triangles, SECOND)
     for start in range(0, len(candidates), CHUNK):
         index = candidates[start : start + CHUNK]
-        inside[index] = _parity(mesh, points[index])
+        inside[index] = _parity(first, second, points[index])
     return inside
 
 
-def _crossings(mesh: trimesh.Trimesh, points: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """Hit counts (2, N) of rays from ``points`` along +direction and -direction."""
-    count = len(points)
-    directions = np.tile(direction / np.linalg.norm(direction), (count, 1))
-    _, rays, _ = mesh.ray.intersects_location(
-        np.vstack((points, points)), np.vstack((directions, -directions)), multiple_hits=True
-    )
-    return np.bincount(rays, minlength=2 * count).reshape(2, count)
-
-
-def _parity(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
-    hits = _crossings(mesh, points, FIRST)
+def _parity(first: ParallelRays, second: ParallelRays, points: np.ndarray) -> np.ndarray:
+    hits = first.crossings(points)
     odd = hits % 2 == 1
     agree = odd[0] == odd[1]
     result = np.where(agree, odd[0], False)
     # disagreeing rays that both hit something are ambiguous: ask a second, fixed direction
     broken = ~agree & (hits > 0).all(axis=0)
     if broken.any():
-        again = _crossings(mesh, points[broken], SECOND)
+        again = second.crossings(points[broken])
         odd_again = again % 2 == 1
         result[broken] = np.where(odd_again[0] == odd_again[1], odd_again[0], False)
     return result

@@ -3,10 +3,10 @@
 Conventions (the authors' code): the mesh is centred at its vertex mean, scaled so the largest
 |coordinate| is 1 and mapped to the unit cube with ``(v + 1) / 2``; **model coordinates are these
 [0, 1]³ points**, at training and test alike. Points are drawn uniformly in the mesh's bounding box
-± 1e-3; labels come from ray parity tests (embree through trimesh when ``embreex`` is importable;
-:mod:`implicit2.tasks.containment` makes the ambiguous cases deterministic). Test
-sets (fixed, seeded): ``easy`` — uniform in the same box; ``hard`` — points on the surface (a face
-chosen uniformly, as the authors do, then a uniform barycentric point) plus N(0, 0.001²) noise.
+± 1e-3; labels come from ray parity tests (:mod:`implicit2.tasks.containment`, deterministic,
+the same on every machine). Test sets (fixed, seeded): ``easy`` — uniform in the same box;
+``hard`` — points on the surface (a face chosen uniformly, as the authors do, then a uniform
+barycentric point) plus N(0, 0.001²) noise.
 IoU counts a point as occupied where the logit > 0: ``iou_easy``, ``iou_hard``.
 
 The paper samples fresh training points every step; here ``prepare`` labels a large fixed pool
@@ -121,8 +121,6 @@ class Occupancy(Task):
 
     def prepare(self, raw: Path, out: Path, options: dict[str, Any]) -> None:
         """Normalise the mesh, label the training pool and both test sets, render the truth."""
-        import trimesh
-
         options = check_options(self.name, options, OPTIONS)
         train_count = positive_int(self.name, options, "train_points", 2**22)
         test_count = positive_int(self.name, options, "test_points", 2**20)
@@ -144,8 +142,6 @@ class Occupancy(Task):
                 "unreliable. Repair it (close its holes) or set the prepare option "
                 "allow_non_watertight: true to use it anyway"
             )
-        if not trimesh.ray.has_embree:
-            logger.warning("embreex is not importable: containment tests are ~100x slower")
         centre, scale = normalise(mesh)
         low = mesh.vertices.min(axis=0) - MARGIN
         high = mesh.vertices.max(axis=0) + MARGIN

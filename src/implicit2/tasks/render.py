@@ -4,8 +4,8 @@ A field is a function ``logits(points (M, 3)) -> (M,)``, occupied where the logi
 the data's bounding box it counts as empty (as in the authors' renderer). Rays are marched at
 evenly spaced samples; the first occupied sample is refined by bisection; normals are
 the normalised negative gradient of the logit (central differences). The ground-truth mesh is ray
-cast exactly (trimesh, embree). Depth is the distance along the ray (-1 where nothing is hit);
-normals are flipped to face the camera so that both renderings shade alike.
+cast exactly (:mod:`implicit2.tasks.raycast`). Depth is the distance along the ray (-1 where
+nothing is hit); normals are flipped to face the camera so that both renderings shade alike.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from implicit2.tasks.raycast import ParallelRays
 
 if TYPE_CHECKING:
     import trimesh
@@ -57,15 +59,13 @@ def render_mesh(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact depth (V, size, size) and normals (V, size, size, 3) of a trimesh for ``VIEWS``."""
     depths, normals = [], []
+    triangles = np.asarray(mesh.triangles, dtype=np.float64)
     for direction in VIEWS.values():
         origins, directions, _ = orthographic_rays(direction, low, high, size)
-        locations, rays, faces = mesh.ray.intersects_location(
-            origins, directions, multiple_hits=False
-        )
-        depth = np.full(len(origins), -1.0)
+        depth, faces = ParallelRays(triangles, directions[0]).first_hits(origins)
         normal = np.zeros((len(origins), 3))
-        depth[rays] = np.einsum("ij,ij->i", locations - origins[rays], directions[rays])
-        normal[rays] = _facing(mesh.face_normals[faces], directions[rays])
+        hit = faces >= 0
+        normal[hit] = _facing(mesh.face_normals[faces[hit]], directions[hit])
         depths.append(depth.reshape(size, size))
         normals.append(normal.reshape(size, size, 3))
     return np.stack(depths).astype(np.float32), np.stack(normals).astype(np.float32)

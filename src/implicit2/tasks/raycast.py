@@ -1,0 +1,117 @@
+"""Exact ray casting of a triangle mesh along one direction, in NumPy (no embree needed).
+
+All rays share the direction d (orthographic views, parity tests), so the triangles are projected
+once onto the plane orthogonal to d and binned on a 2-D grid of about eight cells per triangle; a
+ray then meets only the triangles of its cell: a 2-D point-in-triangle test, and the barycentric
+depth of the hit along d. Float64 throughout; the same rays give the same hits on every machine.
+No ``embreex`` wheel exists for macOS arm64 or Linux aarch64, and trimesh's own fallback without
+it is hundreds of times slower (the bunny's 96² preview: 127 s against 0.15 s here).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+#: Mean number of grid cells per triangle.
+CELLS_PER_TRIANGLE = 8.0
+
+
+class Hits(NamedTuple):
+    """Every crossing of the lines through some origins along d (one row per crossing)."""
+
+    ray: np.ndarray  # index of the origin
+    triangle: np.ndarray  # index of the triangle crossed
+    distance: np.ndarray  # signed distance along d from the origin (> 0: ahead)
+
+
+class ParallelRays:
+    """Rays along one direction d through a fixed set of triangles (F, 3, 3)."""
+
+    def __init__(self, triangles: np.ndarray, direction: np.ndarray) -> None:
+        d = np.asarray(direction, dtype=np.float64)
+        self.direction = d / np.linalg.norm(d)
+        helper = np.eye(3)[np.argmin(np.abs(self.direction))]
+        u = np.cross(self.direction, helper)
+        u /= np.linalg.norm(u)
+        self.axes = np.stack([u, np.cross(self.direction, u)], axis=1)  # (3, 2)
+        triangles = np.asarray(triangles, dtype=np.float64)
+        self.flat = triangles @ self.axes  # (F, 3, 2)
+        self.depth = triangles @ self.direction  # (F, 3)
+        count = len(triangles)
+        side = max(1, int(np.sqrt(count * CELLS_PER_TRIANGLE / 4.0)))
+        self.side = side
+        self.low = self.flat.min(axis=(0, 1)) if count else np.zeros(2)
+        extent = self.flat.max(axis=(0, 1)) - self.low if count else np.ones(2)
+        self.cell = np.maximum(extent, 1e-12) / side
+        first = self._cell_of(self.flat.min(axis=1))  # (F, 2): each bounding box's cells
+        span = self._cell_of(self.flat.max(axis=1)) - first + 1
+        owner, offset = _repeat_ranges(span[:, 0] * span[:, 1])
+        cells = (first[owner, 0] + offset // span[owner, 1]) * side + (
+            first[owner, 1] + offset % span[owner, 1]
+        )
+        order = np.argsort(cells, kind="stable")
+        self.members = owner[order]  # triangle indices grouped by cell
+        self.starts = np.searchsorted(cells[order], np.arange(side * side + 1))
+
+    def _cell_of(self, flat: np.ndarray) -> np.ndarray:
+        index = np.floor((flat - self.low) / self.cell).astype(np.int64)
+        return np.clip(index, 0, self.side - 1)
+
+    def hits(self, origins: np.ndarray, edges: bool = False) -> Hits:
+        """Every triangle crossed by the line through each origin along d. A line through an
+        edge or a vertex crosses both triangles there with ``edges``, neither without it."""
+        flat = np.asarray(origins, dtype=np.float64) @ self.axes
+        cell = self._cell_of(flat)
+        begin = self.starts[cell[:, 0] * self.side + cell[:, 1]]
+        end = self.starts[cell[:, 0] * self.side + cell[:, 1] + 1]
+        ray, offset = _repeat_ranges(end - begin)
+        triangle = self.members[begin[ray] + offset]
+        a, b, c = (self.flat[triangle, k] for k in range(3))
+        point = flat[ray]
+        weights = np.stack(
+            [_cross(c - b, point - b), _cross(a - c, point - c), _cross(b - a, point - a)], axis=1
+        )  # twice the signed areas opposite a, b, c: barycentric weights
+        if edges:
+            inside = (weights >= 0).all(axis=1) | (weights <= 0).all(axis=1)
+            inside &= weights.any(axis=1)  # a triangle seen edge-on has no inside
+        else:
+            inside = (weights > 0).all(axis=1) | (weights < 0).all(axis=1)
+        ray, triangle, weights = ray[inside], triangle[inside], weights[inside]
+        surface = (weights * self.depth[triangle]).sum(axis=1) / weights.sum(axis=1)
+        distance = surface - np.asarray(origins, dtype=np.float64)[ray] @ self.direction
+        return Hits(ray, triangle, distance)
+
+    def crossings(self, origins: np.ndarray) -> np.ndarray:
+        """Crossing counts (2, N) of the rays from ``origins`` along +d and along -d."""
+        hits = self.hits(origins)
+        count = len(origins)
+        ahead, behind = hits.ray[hits.distance > 0], hits.ray[hits.distance < 0]
+        return np.stack([np.bincount(ahead, minlength=count), np.bincount(behind, minlength=count)])
+
+    def first_hits(self, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Distance (N,) to the first triangle ahead of each origin along +d and that triangle's
+        index (N,); -1 for both where the ray meets nothing."""
+        hits = self.hits(origins, edges=True)
+        ahead = hits.distance >= 0
+        ray, triangle, distance = hits.ray[ahead], hits.triangle[ahead], hits.distance[ahead]
+        order = np.lexsort((distance, ray))
+        ray, triangle, distance = ray[order], triangle[order], distance[order]
+        first = np.ones(len(ray), dtype=bool)
+        first[1:] = ray[1:] != ray[:-1]
+        nearest = np.full(len(origins), -1.0)
+        index = np.full(len(origins), -1, dtype=np.int64)
+        nearest[ray[first]], index[ray[first]] = distance[first], triangle[first]
+        return nearest, index
+
+
+def _repeat_ranges(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For lengths (n₀, n₁, …): (0 n₀ times, 1 n₁ times, …) and (0…n₀-1, 0…n₁-1, …)."""
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    return owner, np.arange(len(owner)) - starts[owner]
+
+
+def _cross(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    return first[:, 0] * second[:, 1] - first[:, 1] * second[:, 0]
