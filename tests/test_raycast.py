@@ -19,7 +19,7 @@ from implicit2.tasks.raycast import ParallelRays
 
 def test_crossings_and_first_hits_of_a_box():
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))  # [-0.5, 0.5]^3
-    rays = ParallelRays(box.triangles, np.array([0.0, 0.0, 1.0]))
+    rays = ParallelRays(box.vertices, box.faces, np.array([0.0, 0.0, 1.0]))
     origins = np.array([[0.1, 0.2, 0.0], [0.1, 0.2, -2.0], [0.1, 0.2, 2.0], [0.9, 0.0, 0.0]])
     assert rays.crossings(origins).T.tolist() == [[1, 1], [2, 0], [0, 2], [0, 0]]
     distance, face = rays.first_hits(origins)
@@ -33,7 +33,7 @@ def test_a_ray_through_an_edge_hits_with_edges_only():
     """Along the box's face diagonal the line meets the edge shared by two triangles: with
     ``edges`` both count (a first hit is never lost); without, neither (parity stays even)."""
     box = trimesh.creation.box(extents=(1.0, 1.0, 1.0))
-    rays = ParallelRays(box.triangles, np.array([0.0, 0.0, 1.0]))
+    rays = ParallelRays(box.vertices, box.faces, np.array([0.0, 0.0, 1.0]))
     hits = rays.hits(np.zeros((1, 3)), edges=True)
     assert len(hits.ray) == 4 and sorted(np.sign(hits.distance)) == [-1, -1, 1, 1]
     assert len(rays.hits(np.zeros((1, 3))).ray) == 0
@@ -79,7 +79,7 @@ def test_bunny_labels_agree_with_trimesh_rays(shared_data):
     low, high = mesh.bounds
     points = np.random.default_rng(5).uniform(low, high, (3_000, 3))
     direction = FIRST / np.linalg.norm(FIRST)
-    ours = ParallelRays(mesh.vertices[np.unique(np.sort(mesh.faces, axis=1), axis=0)], direction)
+    ours = ParallelRays(mesh.vertices, np.unique(np.sort(mesh.faces, axis=1), axis=0), direction)
     counts = ours.crossings(points)
     both = np.broadcast_to(direction, points.shape)
     _, index, _ = mesh.ray.intersects_location(

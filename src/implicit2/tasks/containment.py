@@ -36,23 +36,25 @@ def contains(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
         return inside
     # A face listed twice (scans have some, in either orientation) is one surface, crossed once.
     faces = np.unique(np.sort(np.asarray(mesh.faces), axis=1), axis=0)
-    triangles = np.asarray(mesh.vertices, dtype=np.float64)[faces]
-    first, second = ParallelRays(triangles, FIRST), ParallelRays(triangles, SECOND)
+    first = ParallelRays(mesh.vertices, faces, FIRST)
+    second: ParallelRays | None = None  # built only if some point needs it
     for start in range(0, len(candidates), CHUNK):
         index = candidates[start : start + CHUNK]
-        inside[index] = _parity(first, second, points[index])
+        labels, ambiguous = _parity(first, points[index])
+        if ambiguous.any():
+            # disagreeing rays that both hit something: ask a second, fixed direction
+            if second is None:
+                second = ParallelRays(mesh.vertices, faces, SECOND)
+            again, _ = _parity(second, points[index[ambiguous]])
+            labels[ambiguous] = again
+        inside[index] = labels
     return inside
 
 
-def _parity(first: ParallelRays, second: ParallelRays, points: np.ndarray) -> np.ndarray:
-    hits = first.crossings(points)
+def _parity(rays: ParallelRays, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (inside where both rays of the line cross an odd number of times) and which
+    points are ambiguous (the two rays disagree and both hit something)."""
+    hits = rays.crossings(points)
     odd = hits % 2 == 1
     agree = odd[0] == odd[1]
-    result = np.where(agree, odd[0], False)
-    # disagreeing rays that both hit something are ambiguous: ask a second, fixed direction
-    broken = ~agree & (hits > 0).all(axis=0)
-    if broken.any():
-        again = second.crossings(points[broken])
-        odd_again = again % 2 == 1
-        result[broken] = np.where(odd_again[0] == odd_again[1], odd_again[0], False)
-    return result
+    return np.where(agree, odd[0], False), ~agree & (hits > 0).all(axis=0)

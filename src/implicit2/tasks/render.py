@@ -59,10 +59,9 @@ def render_mesh(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact depth (V, size, size) and normals (V, size, size, 3) of a trimesh for ``VIEWS``."""
     depths, normals = [], []
-    triangles = np.asarray(mesh.triangles, dtype=np.float64)
     for direction in VIEWS.values():
         origins, directions, _ = orthographic_rays(direction, low, high, size)
-        depth, faces = ParallelRays(triangles, directions[0]).first_hits(origins)
+        depth, faces = ParallelRays(mesh.vertices, mesh.faces, directions[0]).first_hits(origins)
         normal = np.zeros((len(origins), 3))
         hit = faces >= 0
         normal[hit] = _facing(mesh.face_normals[faces[hit]], directions[hit])
