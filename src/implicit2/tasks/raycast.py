@@ -33,8 +33,8 @@ class Hits(NamedTuple):
 class ParallelRays:
     """Rays along one direction d through the triangles ``faces`` (F, 3) of ``vertices`` (V, 3).
 
-    Holds the projected vertices (V × 3 floats) and the grid (a few integers per triangle), not
-    the triangles' coordinates: a 28M-face scan (Stanford Lucy) stays within a few GB.
+    Holds the projected vertices (V × 3 floats) and the grid (a few integers per triangle), never
+    the triangles' coordinates (F × 9 floats), so that scans of millions of faces fit in memory.
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, direction: np.ndarray) -> None:
@@ -71,7 +71,7 @@ class ParallelRays:
 
     def _cell_of(self, flat: np.ndarray) -> np.ndarray:
         index = np.floor((flat - self.low) / self.cell)
-        return np.clip(index, 0, self.side - 1).astype(np.int64 if self.side > 46340 else np.int32)
+        return np.clip(index, 0, self.side - 1).astype(np.int32)  # side² ≤ MAX_CELLS < 2³¹
 
     def hits(self, origins: np.ndarray, edges: bool = False) -> Hits:
         """Every triangle crossed by the line through each origin along d. A line through an
