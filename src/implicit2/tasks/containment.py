@@ -28,27 +28,37 @@ CHUNK = 1 << 17
 
 def contains(mesh: trimesh.Trimesh, points: np.ndarray) -> np.ndarray:
     """Boolean (N,): which ``points`` lie inside ``mesh`` (odd number of crossings)."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    inside = np.zeros(len(points), dtype=bool)
-    low, high = mesh.bounds
-    candidates = np.flatnonzero(np.all((points >= low) & (points <= high), axis=1))
-    if len(candidates) == 0:
+    return Containment(mesh)(points)
+
+
+class Containment:
+    """The inside/outside test of one mesh: its ray grids are built once, for any number of
+    point sets."""
+
+    def __init__(self, mesh: trimesh.Trimesh) -> None:
+        self.vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        self.low, self.high = mesh.bounds
+        # A face listed twice (scans have some, in either orientation) is one surface, crossed once.
+        self.faces = np.unique(np.sort(np.asarray(mesh.faces), axis=1), axis=0)
+        self.first = ParallelRays(self.vertices, self.faces, FIRST)
+        self.second: ParallelRays | None = None  # built only if some point needs it
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Boolean (N,): which ``points`` lie inside the mesh."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        inside = np.zeros(len(points), dtype=bool)
+        within = np.all((points >= self.low) & (points <= self.high), axis=1)
+        candidates = np.flatnonzero(within)
+        for start in range(0, len(candidates), CHUNK):
+            index = candidates[start : start + CHUNK]
+            labels, ambiguous = _parity(self.first, points[index])
+            if ambiguous.any():
+                # disagreeing rays that both hit something: ask a second, fixed direction
+                if self.second is None:
+                    self.second = ParallelRays(self.vertices, self.faces, SECOND)
+                labels[ambiguous], _ = _parity(self.second, points[index[ambiguous]])
+            inside[index] = labels
         return inside
-    # A face listed twice (scans have some, in either orientation) is one surface, crossed once.
-    faces = np.unique(np.sort(np.asarray(mesh.faces), axis=1), axis=0)
-    first = ParallelRays(mesh.vertices, faces, FIRST)
-    second: ParallelRays | None = None  # built only if some point needs it
-    for start in range(0, len(candidates), CHUNK):
-        index = candidates[start : start + CHUNK]
-        labels, ambiguous = _parity(first, points[index])
-        if ambiguous.any():
-            # disagreeing rays that both hit something: ask a second, fixed direction
-            if second is None:
-                second = ParallelRays(mesh.vertices, faces, SECOND)
-            again, _ = _parity(second, points[index[ambiguous]])
-            labels[ambiguous] = again
-        inside[index] = labels
-    return inside
 
 
 def _parity(rays: ParallelRays, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
