@@ -102,13 +102,12 @@ class ChunkProgress:
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any], device: torch.device) -> ChunkProgress:
-        """Progress restored from a checkpoint's ``state`` (tensors moved to ``device``)."""
+        """Progress restored from a checkpoint's ``state``, whose tensors
+        :meth:`Checkpointer.load` has put on ``device``; a field it lacks keeps its start value."""
         progress = cls.start(len(saved["loss_sum"]), device)
         for name in (f.name for f in fields(cls)):
             if name in saved:
                 setattr(progress, name, saved[name])
-        progress.loss_sum = progress.loss_sum.to(device)
-        progress.first_bad = progress.first_bad.to(device)
         return progress
 
     def to_dict(self) -> dict[str, Any]:
