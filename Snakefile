@@ -1,7 +1,7 @@
 """(Implicit)^2 reproduction: raw data -> prepared arrays -> training runs -> metrics -> tables,
-figures and results/tables/paper.tex. The grid and all logic live in implicit2.config (load and
-validate), implicit2.config_grid (the runs), implicit2.config_settings (--hparams, --spec,
-resources) and implicit2.workflow_paths (outputs and targets); the rules in workflow/rules/ only
+figures and results/tables/paper.tex. The grid and all logic live in implicit2.pipeline.config (load and
+validate), implicit2.pipeline.grid (the runs), implicit2.pipeline.run_settings (--hparams, --spec,
+resources) and implicit2.pipeline.paths (outputs and targets); the rules in workflow/rules/ only
 call `python -m implicit2 COMMAND`.
 
     snakemake --profile profiles/default                        # the paper's grid
@@ -30,19 +30,19 @@ SRC_DIR = Path(workflow.basedir) / "src"
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 
 try:
-    import implicit2.config as i2config
-    import implicit2.config_grid as i2grid
-    import implicit2.config_settings as i2settings
-    import implicit2.workflow_paths as i2paths
+    import implicit2.pipeline.config as i2config
+    import implicit2.pipeline.grid as i2grid
+    import implicit2.pipeline.run_settings as i2settings
+    import implicit2.pipeline.paths as i2paths
 except ImportError:
     # Not installed (e.g. Snakemake from another environment): use this checkout's src/.
     # The config modules need only PyYAML and jsonschema, which Snakemake itself requires.
     sys.path.insert(0, str(SRC_DIR))
     try:
-        import implicit2.config as i2config
-        import implicit2.config_grid as i2grid
-        import implicit2.config_settings as i2settings
-        import implicit2.workflow_paths as i2paths
+        import implicit2.pipeline.config as i2config
+        import implicit2.pipeline.grid as i2grid
+        import implicit2.pipeline.run_settings as i2settings
+        import implicit2.pipeline.paths as i2paths
     except ImportError as error:
         raise WorkflowError(
             f"cannot import implicit2's config modules ({error}); install the project with "

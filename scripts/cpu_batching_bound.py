@@ -23,11 +23,11 @@ from pathlib import Path
 
 import torch
 
-from implicit2.allocator import keep_freed_memory
-from implicit2.bench import crop_dataset, image_crops
-from implicit2.settings import TrainSettings
+from implicit2.bench.measure import crop_dataset, image_crops
 from implicit2.tasks import get_task
-from implicit2.train import train
+from implicit2.training.allocator import keep_freed_memory
+from implicit2.training.loop import train
+from implicit2.training.settings import TrainSettings
 
 MODEL = "deq-fourier-1L64D"
 WIDTH = 64

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import torch
 
-from implicit2.bench import crop_dataset, image_crops, per_signal_psnr
-from implicit2.checkpoint import Checkpointer, TrainingInterrupted
-from implicit2.settings import TrainSettings
+from implicit2.bench.measure import crop_dataset, image_crops, per_signal_psnr
 from implicit2.tasks import get_task
-from implicit2.train import TrainResult, train
+from implicit2.training.checkpoint import Checkpointer, TrainingInterrupted
+from implicit2.training.loop import TrainResult, train
+from implicit2.training.settings import TrainSettings
 
 MODEL = "deq-fourier-1L256D"
 

@@ -13,10 +13,10 @@ import warnings
 
 import torch
 
-from implicit2.bench import crop_dataset, image_crops
-from implicit2.settings import TrainSettings
+from implicit2.bench.measure import crop_dataset, image_crops
 from implicit2.tasks import get_task
-from implicit2.train import train
+from implicit2.training.loop import train
+from implicit2.training.settings import TrainSettings
 
 
 def main(steps: int = 200, log_every: int = 100) -> None:

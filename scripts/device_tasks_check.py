@@ -28,8 +28,9 @@ METRICS = ("psnr", "ssim", "iou_easy", "iou_hard", "accuracy_easy", "accuracy_ha
 
 def plan(config_path: str, plan_path: str, *models: str) -> None:
     """Write the runs and their resolved hparams to ``plan_path``."""
-    from implicit2 import config as i2config
-    from implicit2 import config_grid, config_settings
+    from implicit2.pipeline import config as i2config
+    from implicit2.pipeline import grid as config_grid
+    from implicit2.pipeline import run_settings as config_settings
 
     config = i2config.load_config(config_path, base="config/config.yaml")
     runs = [

@@ -37,7 +37,7 @@ def bikes_mp4() -> Path:
 def around_updates(monkeypatch) -> Callable[..., None]:
     """``around_updates(before=f, after=g)``: the trainer's optimiser calls ``f(model, optimizer)``
     before and ``g(model, optimizer)`` after each of its updates."""
-    from implicit2 import train as trainer
+    from implicit2.training import loop as trainer
 
     make = trainer.make_optimizer
     Hook = Callable[[Any, Any], None] | None

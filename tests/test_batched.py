@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from implicit2.bench import crop_dataset, image_crops, per_signal_psnr
+from implicit2.bench.measure import crop_dataset, image_crops, per_signal_psnr
 from implicit2.deq.solvers import EXTRA_STATE_COPIES, SOLVERS
-from implicit2.settings import TrainSettings
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
-from implicit2.train import (
+from implicit2.training.loop import (
     CPU_SIGNAL_ELEMENTS,
     DEVICE_MEMORY_SHARE,
     auto_signal_batch,
@@ -28,6 +27,7 @@ from implicit2.train import (
     summary,
     train,
 )
+from implicit2.training.settings import TrainSettings
 
 CPU = torch.device("cpu")
 SRC = str(Path(inspect.getfile(train)).parent)
@@ -321,7 +321,7 @@ def test_lr_decays_linearly_to_lr_decay_times_lr(crops: PreparedData, around_upd
 
 def test_a_run_trained_in_signal_batches_evaluates_like_one_trained_at_once(tmp_path: Path):
     """Predictions of a run stored as several signal batches go back to the right signals."""
-    from implicit2.runs import evaluate_dir, load_data, train_to_dir
+    from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
 
     np.save(tmp_path / "crops.npy", image_crops("camera", 16, 3, seed=0))  # an image stack
     get_task("image_representation").prepare(tmp_path / "crops.npy", tmp_path / "three.npz", {})

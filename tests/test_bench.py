@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from implicit2.bench import grid_models
+from implicit2.bench.measure import grid_models
 from implicit2.cli import main
 
 COMMON = ["--image", "camera", "--size", "16", "--steps", "6", "--lr", "1e-3"]
@@ -25,9 +25,9 @@ def _restore_threads():
 
 
 def test_single_image_interface_is_unchanged(tmp_path: Path, monkeypatch):
-    import implicit2.bench
+    import implicit2.bench.measure
 
-    monkeypatch.setattr(implicit2.bench, "PROBE_EVERY", 2)  # reference matmuls at steps 4
+    monkeypatch.setattr(implicit2.bench.measure, "PROBE_EVERY", 2)  # reference matmuls at steps 4
     out = tmp_path / "bench.json"
     models = ["deq-fourier-1L16D", "mfn-fourier-1L16D", "mfn-fourier-2L16D"]
     assert main(["bench", "--models", *models, *COMMON, "--out", str(out)]) == 0
@@ -136,7 +136,7 @@ def test_grid_writes_one_json_per_model_and_the_figure(tmp_path: Path):
 
 
 def test_signals_from_a_prepared_dataset(tmp_path: Path):
-    from implicit2.bench import image_crops
+    from implicit2.bench.measure import image_crops
     from implicit2.tasks import imaging
     from implicit2.tasks.storage import save_prepared
 
@@ -156,7 +156,7 @@ def test_signals_from_a_prepared_dataset(tmp_path: Path):
 
 
 def test_no_tf32_reaches_the_trainer(monkeypatch):
-    import implicit2.bench as bench
+    import implicit2.bench.measure as bench
 
     seen = []
     real_train = bench.train
@@ -175,8 +175,8 @@ def test_no_tf32_reaches_the_trainer(monkeypatch):
 def test_cuda_peak_memory_starts_after_init_and_leaves_out_the_probe(monkeypatch):
     """On an explicit cuda:N the counters are reset only after CUDA is initialised (else the
     reset fails), and a benchmark's peak leaves out the reference matmul's buffers."""
-    from implicit2.bench import MatmulProbe
-    from implicit2.profiling import peak_memory_bytes, reset_peak_memory
+    from implicit2.bench.measure import MatmulProbe
+    from implicit2.training.profiling import peak_memory_bytes, reset_peak_memory
 
     calls: list[object] = []
     monkeypatch.setattr(torch.cuda, "init", lambda: calls.append("init"))
@@ -195,7 +195,7 @@ def test_cuda_peak_memory_starts_after_init_and_leaves_out_the_probe(monkeypatch
 def test_a_16_bit_image_is_read_as_the_image_task_reads_it(tmp_path):
     import imageio.v3 as iio
 
-    from implicit2.bench import read_image
+    from implicit2.bench.measure import read_image
     from implicit2.tasks.image import read_images
 
     ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)

@@ -1,4 +1,4 @@
-"""implicit2.config (validation), config_grid (grid expansion), config_settings (training
+"""implicit2.pipeline.config (validation), config_grid (grid expansion), config_settings (training
 settings, resources, specs) and workflow_paths (paths)."""
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from implicit2 import config as cfg
-from implicit2 import config_grid as grid
-from implicit2 import config_settings as run_settings
-from implicit2 import workflow_paths as paths
-from implicit2.config_schema import load_schema
+from implicit2.names import TASK_NAMES
+from implicit2.pipeline import config as cfg
+from implicit2.pipeline import grid, paths, run_settings
+from implicit2.pipeline.schema import load_schema
 
 REPO = Path(__file__).resolve().parents[1]
 FULL = REPO / "config" / "config.yaml"
@@ -115,7 +114,7 @@ def test_hparams_have_every_contract_key(full):
     ],
 )
 def test_train_settings_reject_out_of_range_values(key, value, message):
-    settings = pytest.importorskip("implicit2.settings")
+    settings = pytest.importorskip("implicit2.training.settings")
     with pytest.raises(ValueError, match=message):
         settings.TrainSettings.from_dict({key: value})
 
@@ -240,7 +239,7 @@ def test_hparams_types(full):
 
 
 def test_hparams_accepted_by_the_trainer(full):
-    settings = pytest.importorskip("implicit2.settings")
+    settings = pytest.importorskip("implicit2.training.settings")
     for run in grid.expand_grid(full)[::7]:
         settings.TrainSettings.from_dict(run_settings.resolve_hparams(full, *run[:3]))
 
@@ -385,7 +384,7 @@ def test_wildcard_patterns(full):
         assert re.fullmatch(patterns["model"], name)
     for name in ("deq-siren", "siren-0L8D", "deq-ffn-1L8D", "mfn-1L8D", "siren-1L256D/x"):
         assert not re.fullmatch(patterns["model"], name)
-    for task in grid.TASKS_NAMES:
+    for task in TASK_NAMES:
         assert re.fullmatch(patterns["task"], task)
     for name in ("camera", "celeba", "lucy", "bikes"):
         assert re.fullmatch(patterns["dataset"], name)
@@ -478,7 +477,7 @@ def test_unknown_key_lists_valid_keys():
 def test_unknown_task_lists_valid_values():
     message = problems_of({**raw(), "tasks": ["audio", "speech"]})
     assert "tasks[1]" in message and "'speech'" in message
-    for task in grid.TASKS_NAMES:
+    for task in TASK_NAMES:
         assert task in message
 
 
@@ -568,7 +567,7 @@ def test_validate_does_not_modify_its_input():
 
 def test_demo_grid(demo):
     runs = grid.expand_grid(demo)
-    assert {run.task for run in runs} == set(grid.TASKS_NAMES)
+    assert {run.task for run in runs} == set(TASK_NAMES)
     datasets = {run.dataset for run in runs}
     assert datasets == {"camera", "demo_faces", "demo_nature", "demo_chirp", "bikes", "demo_shape"}
     assert len(runs) == 6 * 8
@@ -615,11 +614,12 @@ def test_importable_without_torch():
     loads neither config_settings nor workflow_paths (they build on it, not the reverse)."""
     code = (
         "import sys; sys.modules['torch'] = None\n"
-        "import implicit2.config as c\n"
-        "assert not {'implicit2.config_settings', 'implicit2.workflow_paths'} & set(sys.modules)\n"
-        "import implicit2.config_grid as g\n"
-        "import implicit2.config_settings as s\n"
-        "import implicit2.workflow_paths as p\n"
+        "import implicit2.pipeline.config as c\n"
+        "later = {'implicit2.pipeline.run_settings', 'implicit2.pipeline.paths'}\n"
+        "assert not later & set(sys.modules)\n"
+        "import implicit2.pipeline.grid as g\n"
+        "import implicit2.pipeline.run_settings as s\n"
+        "import implicit2.pipeline.paths as p\n"
         "config = c.load_config(sys.argv[1])\n"
         "runs = g.expand_grid(config)\n"
         "print(len(runs))\n"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from implicit2 import lease as gpu_lease
 from implicit2.cli import main
+from implicit2.training import lease as gpu_lease
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -25,7 +25,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 HOLDER = textwrap.dedent(
     """
     import json, sys
-    from implicit2 import lease
+    from implicit2.training import lease
     devices, directory, timeout = json.loads(sys.argv[1])
     try:
         held = lease.acquire(devices, directory, timeout=timeout, poll=0.05)

@@ -24,12 +24,12 @@ import numpy as np
 import pytest
 import torch
 
-from implicit2 import checkpoint as ckpt
-from implicit2 import runs
 from implicit2.cli import main
-from implicit2.settings import TrainSettings
 from implicit2.tasks.storage import save_prepared
-from implicit2.train import ChunkProgress
+from implicit2.training import checkpoint as ckpt
+from implicit2.training import runs
+from implicit2.training.loop import ChunkProgress
+from implicit2.training.settings import TrainSettings
 
 TASK = "image_representation"
 MODEL = "deq-fourier-1L16D"
@@ -385,10 +385,10 @@ def test_changing_only_the_checkpoint_interval_still_resumes(
 def test_resume_keeps_the_automatic_signal_batch(tmp_path, monkeypatch):
     """``signal_batch: 0`` on CUDA follows the free memory of the moment: a resumed run must
     batch its signals as the interrupted one did, or its checkpoints would not match."""
-    from implicit2 import train as trainer
     from implicit2.tasks import get_task
     from implicit2.tasks.base import PreparedData
     from implicit2.tasks.grids import image_coords
+    from implicit2.training import loop as trainer
 
     coords = image_coords(8, 8)
     targets = np.random.default_rng(0).uniform(-1, 1, (4, 64, 1)).astype(np.float32)
@@ -594,7 +594,7 @@ def test_open_mesh_and_silent_audio_are_refused(tmp_path):
 
 
 def test_damaged_model_file_is_refused(camera, in_process_reference, tmp_path):
-    from implicit2.model_file import load_models
+    from implicit2.training.model_file import load_models
 
     bad = tmp_path / "model.pt"
     bad.write_bytes((in_process_reference / "model.pt").read_bytes()[:300])
@@ -611,7 +611,7 @@ def test_damaged_model_file_is_refused(camera, in_process_reference, tmp_path):
 
 
 def test_a_model_for_another_number_of_signals_is_refused(camera, in_process_reference):
-    from implicit2.evaluate import evaluate_run
+    from implicit2.training.evaluate import evaluate_run
 
     data = runs.load_data(TASK, camera)
     data.train_targets = np.concatenate([data.train_targets] * 2)  # prepared again: two images

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from implicit2 import config as i2config
-from implicit2 import config_grid, config_settings
+from implicit2.pipeline import config as i2config
+from implicit2.pipeline import grid as config_grid
+from implicit2.pipeline import run_settings as config_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from implicit2.tasks import TASKS, get_task, infer_task
+from implicit2.data.infer import infer_task
+from implicit2.tasks import TASKS, get_task
 
 
 @pytest.mark.parametrize(

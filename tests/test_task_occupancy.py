@@ -157,8 +157,8 @@ def test_prepare_is_deterministic(tmp_path):
 
 def test_solver_steps_eval_counts_the_scoring_passes_only(tmp_path, monkeypatch):
     """The export's renders and mesh run the same predictor; they must not skew the metric."""
-    from implicit2.runs import evaluate_dir, train_to_dir
-    from implicit2.settings import TrainSettings
+    from implicit2.training.runs import evaluate_dir, train_to_dir
+    from implicit2.training.settings import TrainSettings
 
     raw = demo.generate("demo_shape", tmp_path / "raw")
     task = get_task("occupancy")

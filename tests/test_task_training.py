@@ -12,9 +12,9 @@ import soundfile
 import torch
 import trimesh
 
-from implicit2.runs import evaluate_dir, load_data, train_to_dir
-from implicit2.settings import TrainSettings
 from implicit2.tasks import get_task
+from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
+from implicit2.training.settings import TrainSettings
 
 
 def short_run(
@@ -59,9 +59,9 @@ def test_camera_crop_learns(tmp_path: Path) -> None:
 
 def test_batch_size_makes_a_full_batch_task_train_on_minibatches(monkeypatch) -> None:
     """``batch_size`` on an image task: every step draws that many pixels (no amortization)."""
-    from implicit2.bench import crop_dataset, image_crops
+    from implicit2.bench.measure import crop_dataset, image_crops
     from implicit2.tasks.base import Task
-    from implicit2.train import train
+    from implicit2.training.loop import train
 
     pytest.importorskip("skimage.data")
     drawn: list[int] = []

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-from implicit2.allocator import keep_freed_memory
+from implicit2.training.allocator import keep_freed_memory
 
 COMMANDS: dict[str, str] = {
     "download": "fetch one dataset's raw files (or generate a demo signal)",

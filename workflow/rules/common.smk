@@ -1,8 +1,8 @@
 """Grid -> targets, wildcard constraints, input/params/resource functions.
 
 Every function here is a thin adapter from Snakemake wildcards to the config modules: the grid
-comes from implicit2.config_grid; the training settings (--hparams), the dataset specs (--spec)
-and the resources from implicit2.config_settings; the paths from implicit2.workflow_paths.
+comes from implicit2.pipeline.grid; the training settings (--hparams), the dataset specs (--spec)
+and the resources from implicit2.pipeline.run_settings; the paths from implicit2.pipeline.paths.
 """
 
 import shlex

@@ -7,7 +7,7 @@ import argparse
 
 def device_name(value: str) -> str:
     """argparse type of ``--device``: auto, cpu, cuda or cuda:N (checked before any work)."""
-    from implicit2.settings import is_device_name
+    from implicit2.training.settings import is_device_name
 
     if not is_device_name(value):
         raise argparse.ArgumentTypeError(

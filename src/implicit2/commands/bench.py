@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from implicit2 import io as atomic
-from implicit2.bench import grid_models, run_benchmark, write_grid
+from implicit2.bench.measure import grid_models, run_benchmark, write_grid
 from implicit2.commands import device_name
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ import argparse
 from pathlib import Path
 
 from implicit2 import io as atomic
-from implicit2 import lease as gpu_lease
 from implicit2.commands import device_name
-from implicit2.runs import evaluate_dir, load_data
+from implicit2.training import lease as gpu_lease
+from implicit2.training.runs import evaluate_dir, load_data
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

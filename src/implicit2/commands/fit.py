@@ -1,7 +1,8 @@
 """``implicit2 fit PATH --model M --out DIR``: fit a model to your own file without Snakemake.
 
 The task is inferred from the file (image, audio, video or mesh); every setting not given on the
-command line is the task's default from the workflow config (:mod:`implicit2.config_settings`).
+command line is the task's default from the workflow config
+(:mod:`implicit2.pipeline.run_settings`).
 The run directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``,
 ``curve.csv``, ``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same
 arguments and it resumes from ``DIR/ckpt/``.
@@ -14,20 +15,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from implicit2.checkpoint import TrainingInterrupted
 from implicit2.commands import device_name
 from implicit2.commands.train import INTERRUPTED
-from implicit2.config import validate
-from implicit2.config_grid import TASKS_NAMES
-from implicit2.config_settings import resolve_hparams
 from implicit2.data.checksums import sha256_file
 from implicit2.data.download import fetch_files
+from implicit2.data.infer import infer_task
 from implicit2.data.manifest import read_manifest, write_manifest
 from implicit2.data.registry import resolve_dataset
-from implicit2.runs import evaluate_dir, load_data, train_to_dir
-from implicit2.settings import TrainSettings
+from implicit2.names import TASK_NAMES
+from implicit2.pipeline.config import validate
+from implicit2.pipeline.run_settings import resolve_hparams
 from implicit2.tasks import get_task
-from implicit2.tasks.infer import infer_task
+from implicit2.training.checkpoint import TrainingInterrupted
+from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
+from implicit2.training.settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--task",
-        choices=TASKS_NAMES,
+        choices=TASK_NAMES,
         default=None,
         help="the task, where the file type does not tell it (e.g. a 4-D .npy video)",
     )

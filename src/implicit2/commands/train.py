@@ -1,7 +1,7 @@
 """Train one model on one prepared dataset into a run directory (resumes from its ckpt/).
 
 On a box with several visible GPUs and device ``auto``/``cuda``, the job first leases a GPU of its
-own (:mod:`implicit2.lease`) so that concurrent jobs do not all land on ``cuda:0``.
+own (:mod:`implicit2.training.lease`) so that concurrent jobs do not all land on ``cuda:0``.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import json
 import logging
 from pathlib import Path
 
-from implicit2 import lease as gpu_lease
-from implicit2.checkpoint import TrainingInterrupted
-from implicit2.runs import load_data, train_to_dir
-from implicit2.settings import TrainSettings
+from implicit2.training import lease as gpu_lease
+from implicit2.training.checkpoint import TrainingInterrupted
+from implicit2.training.runs import load_data, train_to_dir
+from implicit2.training.settings import TrainSettings
 
 #: Exit code of a run stopped by SIGTERM/SIGINT after writing its checkpoint (128 + SIGTERM).
 INTERRUPTED = 143

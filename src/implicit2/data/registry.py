@@ -381,7 +381,7 @@ def _local_source(name: str, spec: Mapping[str, Any], base: DatasetSource | None
     path = str(spec["path"])
     task = spec.get("task") or (base.task if base else None)
     if task is None:
-        from implicit2.tasks import infer_task
+        from implicit2.data.infer import infer_task
 
         task = infer_task(Path(path))
         logger.info("dataset %s: task not given, inferred %s from %s", name, task, path)
@@ -441,9 +441,9 @@ def _checksum_updates(
 
 
 def _check_task(name: str, task: Any) -> None:
-    from implicit2.tasks import TASKS
+    from implicit2.names import TASK_NAMES
 
-    if task not in TASKS:
+    if task not in TASK_NAMES:
         raise ValueError(
-            f"dataset {name}: unknown task {task!r}; valid tasks: {', '.join(sorted(TASKS))}"
+            f"dataset {name}: unknown task {task!r}; valid tasks: {', '.join(sorted(TASK_NAMES))}"
         )

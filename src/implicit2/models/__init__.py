@@ -1,9 +1,9 @@
 """Implicit neural representations: DEQ INRs, their explicit twins and the baselines."""
 
-from implicit2.model_names import MODEL_GRAMMAR as GRAMMAR
-from implicit2.model_names import ModelSpec, parse_model_name
 from implicit2.models.base import INR, INROutput
 from implicit2.models.zoo import build_model, count_parameters
+from implicit2.names import MODEL_GRAMMAR as GRAMMAR
+from implicit2.names import ModelSpec, parse_model_name
 
 __all__ = [
     "GRAMMAR",

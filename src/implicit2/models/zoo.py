@@ -5,13 +5,13 @@ with filter ∈ {fourier, gabor, siren}.
 
 from __future__ import annotations
 
-from implicit2.model_names import parse_model_name
 from implicit2.models.base import INR
 from implicit2.models.baselines import FourierFeatureMLP, Siren
 from implicit2.models.deq import DEQINR, ExplicitMFN
 from implicit2.models.filters import FILTERS
 from implicit2.models.layers import signal_rngs
 from implicit2.models.mfn import MultiplicativeFilterNetwork
+from implicit2.names import parse_model_name
 
 
 def build_model(
@@ -39,7 +39,7 @@ def build_model(
     """Build the model that ``name`` describes.
 
     Args:
-        name: model name (grammar: :mod:`implicit2.model_names`).
+        name: model name (grammar: :mod:`implicit2.names`).
         in_dim: coordinate dimension (2 for images, 1 audio, 3 video and occupancy).
         out_dim: signal channels.
         num_signals: S independent signals fitted at once (parameters get a leading axis S).

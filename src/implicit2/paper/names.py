@@ -11,25 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The paper's task order; tasks not listed come after these, alphabetically.
-TASK_ORDER: tuple[str, ...] = (
-    "image_representation",
-    "image_generalization",
-    "audio",
-    "video",
-    "occupancy",
-)
+from implicit2.names import MODEL_NAME_PATTERN, TASK_INFO, TASK_NAMES
 
-TASK_TITLES: dict[str, str] = {
-    "image_representation": "Image representation",
-    "image_generalization": "Image generalization",
-    "audio": "Audio representation",
-    "video": "Video representation",
-    "occupancy": "3D occupancy",
-}
-
-#: Headline metrics per task (higher is better for all of them); other tasks use ``psnr``.
-HEADLINE_METRICS: dict[str, tuple[str, ...]] = {"occupancy": ("iou_easy", "iou_hard")}
+#: Headline metrics of a task that :data:`implicit2.names.TASK_INFO` does not know.
 DEFAULT_METRICS: tuple[str, ...] = ("psnr",)
 
 METRIC_LABELS: dict[str, str] = {"psnr": "PSNR", "iou_easy": "easy", "iou_hard": "hard"}
@@ -40,10 +24,6 @@ BASELINE_ORDER: tuple[str, ...] = ("siren", "ffn")
 BASELINE_LABELS: dict[str, str] = {"siren": "SIREN", "ffn": "FFN"}
 FAMILY_ORDER: dict[str, int] = {"deq": 0, "mfn": 1, "siren": 2, "ffn": 2, "other": 3}
 
-_MODEL = re.compile(
-    r"^(?:(?P<family>deq|mfn)-(?P<filter>[a-z0-9_]+)|(?P<baseline>siren|ffn))"
-    r"-(?P<layers>\d+)L(?P<width>\d+)D$"
-)
 _RUN_PATH = re.compile(r"^seed(?P<seed>-?\d+)$")
 
 
@@ -116,7 +96,7 @@ class ModelName:
 
 def parse_model(name: str) -> ModelName:
     """Parse a model name; names outside the grammar become family ``other`` (never an error)."""
-    match = _MODEL.match(name)
+    match = MODEL_NAME_PATTERN.match(name)
     if match is None:
         return ModelName(name, "other", None, None, None)
     family = match["family"] or match["baseline"]
@@ -136,17 +116,19 @@ def model_sort_key(name: str) -> tuple[int, int, int, int, int, str]:
 
 def task_sort_key(task: str) -> tuple[int, str]:
     """Sort key of a task in the paper's order (unknown tasks last, alphabetically)."""
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), task)
+    return (TASK_NAMES.index(task) if task in TASK_NAMES else len(TASK_NAMES), task)
 
 
 def task_title(task: str) -> str:
     """A human title for a task (``image_representation`` → ``Image representation``)."""
-    return TASK_TITLES.get(task, task.replace("_", " ").capitalize())
+    info = TASK_INFO.get(task)
+    return info.title if info is not None else task.replace("_", " ").capitalize()
 
 
 def headline_metrics(task: str) -> tuple[str, ...]:
     """The metrics a task's table reports (``psnr``, or ``iou_easy``/``iou_hard``)."""
-    return HEADLINE_METRICS.get(task, DEFAULT_METRICS)
+    info = TASK_INFO.get(task)
+    return info.metrics if info is not None else DEFAULT_METRICS
 
 
 def parse_run_path(path: str | Path) -> tuple[str, str, str, int]:

@@ -1,6 +1,7 @@
 """The paper's tasks: name → :class:`~implicit2.tasks.base.Task` (``base.py``: the interface).
 
-``get_task(name)`` returns a task instance; ``infer_task(path)`` guesses a file's task.
+``get_task(name)`` returns a task instance (``implicit2.data.infer.infer_task`` guesses a file's
+task; ``implicit2.names.TASKS`` holds the facts every task shares with the workflow).
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from implicit2.tasks.audio import Audio
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.tasks.image import ImageGeneralization, ImageRepresentation
-from implicit2.tasks.infer import infer_task
 from implicit2.tasks.occupancy import Occupancy
 from implicit2.tasks.video import Video
 
@@ -29,4 +29,4 @@ def get_task(name: str) -> Task:
     return TASKS[name]()
 
 
-__all__ = ["TASKS", "PreparedData", "Task", "get_task", "infer_task"]
+__all__ = ["TASKS", "PreparedData", "Task", "get_task"]

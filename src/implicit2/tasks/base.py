@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from implicit2.names import TASK_INFO
+
 # predict(coords) -> model-space outputs; coords (S, N, in_dim) or (N, in_dim) tensor on any device.
 # The trainer supplies it, chunked so that millions of points fit in memory.
 Predict = Callable[[torch.Tensor], torch.Tensor]
@@ -73,11 +75,15 @@ class Task(ABC):
     name: str
     #: "mse" (regression in model space) or "bce" (occupancy logits).
     loss_kind: str = "mse"
-    #: True: every step sees every training coordinate (the amortized DEQ schedule applies).
-    full_batch: bool = True
     #: Peak-to-peak range of model-space targets that PSNR is measured against: 2.0 where
     #: [-1, 1] maps back to [0, 1] (images, video), 1.0 for audio (PSNR on the normalised wave).
     model_range: float = 2.0
+
+    @property
+    def full_batch(self) -> bool:
+        """Every step sees every training coordinate (the amortized DEQ schedule applies); from
+        the task table :data:`implicit2.names.TASK_INFO`."""
+        return TASK_INFO[self.name].full_batch
 
     @abstractmethod
     def prepare(self, raw: Path, out: Path, options: dict[str, Any]) -> None:

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from implicit2.data.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.data.manifest import raw_file
-from implicit2.suffixes import IMAGE_SUFFIXES
+from implicit2.names import IMAGE_SUFFIXES
 from implicit2.tasks import imaging
-from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.grids import image_coords
 from implicit2.tasks.options import check_options, positive_int, value_scale

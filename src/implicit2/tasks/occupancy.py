@@ -33,7 +33,7 @@ import numpy as np
 
 from implicit2.data.manifest import raw_file
 from implicit2.io import atomic_path
-from implicit2.suffixes import MESH_SUFFIXES
+from implicit2.names import MESH_SUFFIXES
 from implicit2.tasks import render
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.containment import Containment
@@ -113,7 +113,6 @@ class Occupancy(Task):
 
     name = "occupancy"
     loss_kind = "bce"
-    full_batch = False
 
     def prepare(self, raw: Path, out: Path, options: dict[str, Any]) -> None:
         """Normalise the mesh, label the training pool and both test sets, render the truth."""

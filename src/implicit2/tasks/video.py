@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from implicit2.data.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.data.manifest import raw_file
 from implicit2.io import atomic_path
-from implicit2.suffixes import VIDEO_SUFFIXES
+from implicit2.names import VIDEO_SUFFIXES
 from implicit2.tasks import imaging
-from implicit2.tasks.arrays import NUMPY_SUFFIXES, read_array
 from implicit2.tasks.base import Predict, PreparedData, Task
 from implicit2.tasks.grids import video_coords
 from implicit2.tasks.options import check_options, positive_int, value_scale
@@ -133,7 +133,6 @@ class Video(Task):
     """Video fitting (cat, bikes) with random pixel minibatches."""
 
     name = "video"
-    full_batch = False
 
     def prepare(self, raw: Path, out: Path, options: dict[str, Any]) -> None:
         """Decode the selected frames, resize them and write the prepared npz."""

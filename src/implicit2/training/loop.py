@@ -29,13 +29,13 @@ import torch
 from torch import Tensor
 
 from implicit2 import io as atomic
-from implicit2 import model_file
-from implicit2.checkpoint import Checkpointer, RunIdentity, data_fingerprint
 from implicit2.deq.solvers import EXTRA_STATE_COPIES
 from implicit2.models import INR, build_model, parse_model_name
-from implicit2.profiling import SavedTensorMeter, peak_memory_bytes, synchronize
-from implicit2.settings import TrainSettings, apply_device_options
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.training import model_file
+from implicit2.training.checkpoint import Checkpointer, RunIdentity, data_fingerprint
+from implicit2.training.profiling import SavedTensorMeter, peak_memory_bytes, synchronize
+from implicit2.training.settings import TrainSettings, apply_device_options
 
 log = logging.getLogger(__name__)
 

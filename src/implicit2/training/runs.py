@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from implicit2 import io as atomic
-from implicit2 import provenance
-from implicit2.checkpoint import Checkpointer
-from implicit2.evaluate import evaluate_run
 from implicit2.models import count_parameters
-from implicit2.profiling import reset_peak_memory
-from implicit2.settings import TrainSettings, resolve_device, set_matmul_precision
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.tasks.scores import NonFinitePrediction
-from implicit2.train import summary, train, write_outputs
+from implicit2.training import provenance
+from implicit2.training.checkpoint import Checkpointer
+from implicit2.training.evaluate import evaluate_run
+from implicit2.training.loop import summary, train, write_outputs
+from implicit2.training.profiling import reset_peak_memory
+from implicit2.training.settings import TrainSettings, resolve_device, set_matmul_precision
 
 log = logging.getLogger(__name__)
 

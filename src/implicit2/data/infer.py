@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from implicit2.suffixes import TASK_OF_SUFFIX
-from implicit2.tasks.arrays import array_shapes, npz_key
+from implicit2.data.arrays import array_shapes, npz_key
+from implicit2.names import TASK_OF_SUFFIX
 
 
 def infer_task(path: str | os.PathLike[str]) -> str:

@@ -14,8 +14,10 @@ import jsonschema
 import yaml
 from jsonschema import validators
 
+from implicit2.names import TASK_NAMES
+
 #: The schema, in the source checkout (the Snakefile passes its own path explicitly).
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load_schema(path: str | Path | None = None) -> dict[str, Any]:
@@ -26,7 +28,20 @@ def load_schema(path: str | Path | None = None) -> dict[str, Any]:
             f"{schema_path}: config schema not found; run from the source checkout or pass the "
             "schema path (workflow/schemas/config.schema.yaml)"
         )
-    return yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+    schema = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
+    _fill_task_names(schema)
+    return schema
+
+
+def _fill_task_names(schema: dict[str, Any]) -> None:
+    """Put the task names of :data:`implicit2.names.TASK_NAMES` where the schema lists tasks: the
+    ``task_name`` enum, the default of ``tasks`` and one ``task_settings`` block per task."""
+    schema["$defs"]["task_name"]["enum"] = list(TASK_NAMES)
+    properties = schema["properties"]
+    properties["tasks"]["default"] = list(TASK_NAMES)
+    properties["task_settings"]["properties"] = {
+        name: {"$ref": "#/$defs/task_block", "default": {}} for name in TASK_NAMES
+    }
 
 
 def _parse_bool(text: str) -> bool:

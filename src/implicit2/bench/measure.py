@@ -23,19 +23,19 @@ from torch.utils.flop_counter import FlopCounterMode
 from implicit2 import io as atomic
 from implicit2.models import INR, build_model, count_parameters, parse_model_name
 from implicit2.models.base import check_coordinates
-from implicit2.profiling import (
-    SavedTensorMeter,
-    peak_memory_bytes,
-    reset_peak_memory,
-    synchronize,
-)
-from implicit2.settings import TrainSettings, apply_device_options, resolve_device
 from implicit2.tasks import get_task, imaging
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.tasks.grids import image_coords
 from implicit2.tasks.image import read_images
 from implicit2.tasks.scores import unit_psnr
-from implicit2.train import TrainResult, make_model, make_optimizer, summary, train
+from implicit2.training.loop import TrainResult, make_model, make_optimizer, summary, train
+from implicit2.training.profiling import (
+    SavedTensorMeter,
+    peak_memory_bytes,
+    reset_peak_memory,
+    synchronize,
+)
+from implicit2.training.settings import TrainSettings, apply_device_options, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -410,7 +410,7 @@ def run_benchmark(
             data = crop_dataset(image_crops(image_name, size, signals, seed=crop_seed))
             settings |= {"signals": signals, "crop_seed": crop_seed}
         else:
-            from implicit2.runs import load_data
+            from implicit2.training.runs import load_data
 
             data = subset(load_data(task_name, data_path), signals)
             settings |= {"signals": signals, "data": str(data_path), "task": task_name}
@@ -539,6 +539,6 @@ def plot_efficiency(payload: dict[str, Any], stem: Path) -> list[Path]:
 
 
 def _device_name(device: torch.device) -> str:
-    from implicit2.provenance import device_name
+    from implicit2.training.provenance import device_name
 
     return device_name(device)

@@ -4,8 +4,8 @@ Model grid layers, most specific last (each of ``families``, ``filters``, ``size
 ``extra`` replaced as a whole): ``models`` ← ``task_settings.<task>.models`` ←
 ``datasets.<dataset>.models``.
 
-Standard library only: :mod:`implicit2.config` validates the grid with these functions, and the
-Snakefile imports them without torch.
+Standard library only: :mod:`implicit2.pipeline.config` validates the grid with these functions,
+and the Snakefile imports them without torch.
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-#: The tasks of the paper, in the order tables and figures list them.
-TASKS_NAMES: tuple[str, ...] = (
-    "image_representation",
-    "image_generalization",
-    "audio",
-    "video",
-    "occupancy",
-)
+from implicit2.names import TASK_NAMES
 
 
 class Run(NamedTuple):
@@ -33,8 +26,8 @@ class Run(NamedTuple):
 
 
 def selected_tasks(config: Mapping[str, Any]) -> list[str]:
-    """The selected tasks, in :data:`TASKS_NAMES` order."""
-    return [task for task in TASKS_NAMES if task in config["tasks"]]
+    """The selected tasks, in :data:`TASK_NAMES` order."""
+    return [task for task in TASK_NAMES if task in config["tasks"]]
 
 
 def task_datasets(config: Mapping[str, Any], task: str) -> list[str]:

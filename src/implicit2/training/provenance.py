@@ -41,7 +41,7 @@ _ENVIRONMENT = (
 
 def git_state(root: Path | None = None) -> dict[str, Any]:
     """Commit hash and dirty flag of the checkout holding this package (None outside git)."""
-    root = root or Path(__file__).resolve().parents[2]
+    root = root or Path(__file__).resolve().parents[3]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True

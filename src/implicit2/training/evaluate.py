@@ -12,9 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from implicit2.model_file import load_models
 from implicit2.models import INR
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.training.model_file import load_models
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from implicit2.config import ConfigError
-from implicit2.config_grid import Run, expand_grid, grid_datasets, selected_tasks, task_datasets
-from implicit2.model_names import MODEL_NAME_REGEX
+from implicit2.names import MODEL_NAME_REGEX
+from implicit2.pipeline.config import ConfigError
+from implicit2.pipeline.grid import Run, expand_grid, grid_datasets, selected_tasks, task_datasets
 
 RAW_DIR = "resources/raw/{dataset}"
 RUN_DIR = "results/runs/{task}/{dataset}/{model}/seed{seed}"

@@ -1,10 +1,10 @@
 """The workflow configuration: load, merge and validate it, filling every default.
 
-A validated config is what the other config modules read: :mod:`implicit2.config_grid` expands
-its grid of runs, :mod:`implicit2.config_settings` resolves each run's ``--hparams``, resources
-and ``--spec`` (the layers they merge are listed there), and :mod:`implicit2.workflow_paths`
-names the outputs and Snakemake targets. This module must stay importable without torch: the
-Snakefile imports it.
+A validated config is what the other pipeline modules read: :mod:`implicit2.pipeline.grid`
+expands its grid of runs, :mod:`implicit2.pipeline.run_settings` resolves each run's ``--hparams``,
+resources and ``--spec`` (the layers they merge are listed there), and
+:mod:`implicit2.pipeline.paths` names the outputs and Snakemake targets.
+This module must stay importable without torch: the Snakefile imports it.
 
 Validation fills ``task_settings`` with the built-in per-task defaults of :data:`TASK_DEFAULTS`
 (the authors' code), skipping every key that the config writes itself: a key written anywhere in
@@ -20,10 +20,16 @@ from typing import Any
 
 import yaml
 
-from implicit2 import config_schema, model_names
-from implicit2.config_grid import TASKS_NAMES, expand_grid, task_datasets
-from implicit2.model_names import MODEL_GRAMMAR, MODEL_NAME_PATTERN, ModelSpec
-from implicit2.suffixes import task_of_suffix
+from implicit2 import names as model_names
+from implicit2.names import (
+    MODEL_GRAMMAR,
+    MODEL_NAME_PATTERN,
+    TASK_NAMES,
+    ModelSpec,
+    task_of_suffix,
+)
+from implicit2.pipeline import schema as config_schema
+from implicit2.pipeline.grid import expand_grid, task_datasets
 
 #: Built-in per-task defaults, from the authors' released code (configs/ and scripts/ of the
 #: paper's repository): images spectrally normalise the DEQ and its explicit MFN twin; occupancy
@@ -149,7 +155,7 @@ def known_datasets() -> dict[str, str]:
     """Dataset name → task for every dataset of the data registry (the paper's and the demo's)."""
     from implicit2.data.registry import DATASETS
 
-    return {name: entry.task for name, entry in DATASETS.items() if entry.task in TASKS_NAMES}
+    return {name: entry.task for name, entry in DATASETS.items() if entry.task in TASK_NAMES}
 
 
 # --------------------------------------------------------------------------------------------
@@ -200,7 +206,7 @@ def load_config(
         overrides: ``--config``-style overrides: a mapping, or ``KEY=VALUE`` strings.
         base: a config file that ``path`` is merged into, as Snakemake merges ``--configfile``
             into the Snakefile's ``configfile:`` (e.g. config/config.yaml under config/demo.yaml).
-        schema: the schema file (default :data:`implicit2.config_schema.SCHEMA_PATH`).
+        schema: the schema file (default :data:`implicit2.pipeline.schema.SCHEMA_PATH`).
 
     Returns:
         The validated config with every default filled in.
@@ -232,7 +238,7 @@ def validate(
     Args:
         config: the raw config (not modified).
         schema: the schema, as a path or an already loaded mapping (default: the source
-            checkout's, :data:`implicit2.config_schema.SCHEMA_PATH`).
+            checkout's, :data:`implicit2.pipeline.schema.SCHEMA_PATH`).
 
     Returns:
         A new, complete config.
@@ -296,7 +302,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
             if task is None:
                 problems.append(
                     f"{key}.task: missing, and {name!r} is not a dataset the registry knows; "
-                    f"valid tasks: {', '.join(TASKS_NAMES)}"
+                    f"valid tasks: {', '.join(TASK_NAMES)}"
                 )
                 continue
             block["task"] = task

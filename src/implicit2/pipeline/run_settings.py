@@ -1,12 +1,12 @@
 """Per-run settings resolved from a validated config: ``--hparams``, job resources, ``--spec``.
 
-The resolved ``--hparams`` is what :class:`implicit2.settings.TrainSettings` reads. Torch-free:
-the Snakefile imports it.
+The resolved ``--hparams`` is what :class:`implicit2.training.settings.TrainSettings` reads.
+Torch-free: the Snakefile imports it.
 
 Layers, most specific last (a later layer wins key by key):
 
 - training settings (``--hparams``): the schema defaults of ``train`` ← the built-in per-task
-  defaults of :data:`implicit2.config.TASK_DEFAULTS` (the authors' code) ← the config's
+  defaults of :data:`implicit2.pipeline.config.TASK_DEFAULTS` (the authors' code) ← the config's
   ``train`` ← ``task_settings.<task>.train`` ← the matching ``task_settings.<task>.model_train``
   entries (model name patterns, in order) ← ``datasets.<dataset>.train`` ← the model-family rules
   of :func:`resolve_hparams` (``amortize`` only for DEQ models on full-batch tasks,
@@ -24,13 +24,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from implicit2.config import ConfigError, dataset_task_of, parse_model_name
-from implicit2.config_grid import TASKS_NAMES, selected_tasks
-
-#: Tasks trained full batch (every coordinate every step): the amortized DEQ schedule applies.
-FULL_BATCH_TASKS: frozenset[str] = frozenset(
-    {"image_representation", "image_generalization", "audio"}
-)
+from implicit2.names import FULL_BATCH_TASKS, TASK_NAMES
+from implicit2.pipeline.config import ConfigError, dataset_task_of, parse_model_name
+from implicit2.pipeline.grid import selected_tasks
 
 #: The keys of ``--hparams`` (docs/architecture.md), in that order.
 HPARAM_KEYS: tuple[str, ...] = (
@@ -68,8 +64,8 @@ WORKFLOW_DATASET_KEYS: frozenset[str] = frozenset({"models", "train", "resources
 
 
 def _run_context(config: Mapping[str, Any], task: str, dataset: str) -> dict[str, Any]:
-    if task not in TASKS_NAMES:
-        raise ConfigError(f"task {task!r}: unknown; valid: {', '.join(TASKS_NAMES)}")
+    if task not in TASK_NAMES:
+        raise ConfigError(f"task {task!r}: unknown; valid: {', '.join(TASK_NAMES)}")
     dataset_task = dataset_task_of(config, dataset)
     if dataset_task is None:
         raise ConfigError(

@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks (``implicit2 bench``): inputs and measurement (``measure``)."""
