@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import implicit2
 from implicit2.bench.measure import crop_dataset, image_crops, per_signal_psnr
 from implicit2.deq.solvers import EXTRA_STATE_COPIES, SOLVERS
 from implicit2.tasks import get_task
@@ -30,7 +31,7 @@ from implicit2.training.loop import (
 from implicit2.training.settings import TrainSettings
 
 CPU = torch.device("cpu")
-SRC = str(Path(inspect.getfile(train)).parent)
+SRC = str(Path(inspect.getfile(implicit2)).parent)  # the package: every subpackage's reads
 
 
 @pytest.fixture(autouse=True, scope="module")
