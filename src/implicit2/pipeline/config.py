@@ -6,9 +6,9 @@ resources and ``--spec`` (the layers they merge are listed there), and
 :mod:`implicit2.pipeline.paths` names the outputs and Snakemake targets.
 This module must stay importable without torch: the Snakefile imports it.
 
-Validation fills ``task_settings`` with the built-in per-task defaults of :data:`TASK_DEFAULTS`
-(the authors' code), skipping every key that the config writes itself: a key written anywhere in
-the config beats a built-in default.
+Validation fills ``task_settings`` with the built-in per-task defaults (the ``tasks`` block of
+:mod:`implicit2.pipeline.defaults`: the authors' code), skipping every key that the config writes
+itself: a key written anywhere in the config beats a built-in default.
 """
 
 from __future__ import annotations
@@ -29,96 +29,8 @@ from implicit2.names import (
     task_of_suffix,
 )
 from implicit2.pipeline import schema as config_schema
+from implicit2.pipeline.defaults import load_defaults
 from implicit2.pipeline.grid import expand_grid, task_datasets
-
-#: Built-in per-task defaults, from the authors' released code (configs/ and scripts/ of the
-#: paper's repository): images spectrally normalise the DEQ and its explicit MFN twin; occupancy
-#: normalises only the DEQ; audio and video use none. Video's input scale depends on the model
-#: (``model_train``: 256 for 4L1024D and for the Fourier/Gabor 1L2048D, as in configs/video/).
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "image_representation": {
-        "train": {
-            "steps": 5000,
-            "lr": 1e-3,
-            "input_scale": 256.0,
-            "spectral_norm": ["deq", "mfn"],
-            "gabor_alpha": 3.0,
-            "batch_size": None,
-            "grad_clip": None,
-        },
-        "input_scale_factor": {},
-        "model_train": {},
-        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
-    },
-    "image_generalization": {
-        "train": {
-            "steps": 2000,
-            "lr": 1e-3,
-            "input_scale": 128.0,
-            "spectral_norm": ["deq", "mfn"],
-            "gabor_alpha": 3.0,
-            "batch_size": None,
-            "grad_clip": None,
-        },
-        "input_scale_factor": {},
-        "model_train": {},
-        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
-    },
-    "audio": {
-        "train": {
-            "steps": 3000,
-            "lr": 1e-3,
-            "input_scale": 25000.0,
-            "spectral_norm": False,
-            "gabor_alpha": 3.0,
-            "batch_size": None,
-            "grad_clip": None,
-        },
-        "input_scale_factor": {},
-        "model_train": {},
-        "resources": {"train": {"mem_mb": 16000, "runtime": 120}},
-    },
-    "video": {
-        "train": {
-            "steps": 10000,
-            "lr": 1e-3,
-            "input_scale": 128.0,
-            "spectral_norm": False,
-            "gabor_alpha": 3.0,
-            "batch_size": 65536,
-            "grad_clip": 0.1,
-        },
-        "input_scale_factor": {},
-        "model_train": {
-            "*-4L1024D": {"input_scale": 256.0},
-            "*-fourier-1L2048D": {"input_scale": 256.0},
-            "*-gabor-1L2048D": {"input_scale": 256.0},
-        },
-        "resources": {
-            "train": {"mem_mb": 32000, "runtime": 480},
-            "evaluate": {"mem_mb": 32000, "runtime": 60},
-        },
-    },
-    "occupancy": {
-        "train": {
-            "steps": 10000,
-            "lr": 5e-4,
-            "input_scale": 256.0,
-            "spectral_norm": ["deq"],
-            "gabor_alpha": 3.0,
-            "batch_size": 50000,
-            "grad_clip": None,
-            "eval_tol": 1e-4,
-        },
-        "input_scale_factor": {},
-        "model_train": {},
-        "resources": {
-            "prepare": {"mem_mb": 16000, "runtime": 120},
-            "train": {"mem_mb": 32000, "runtime": 480},
-            "evaluate": {"mem_mb": 32000, "runtime": 60},
-        },
-    },
-}
 
 
 class ConfigError(ValueError):
@@ -260,13 +172,14 @@ def validate(
 
 
 def _apply_task_defaults(data: dict[str, Any]) -> None:
-    """Fill ``task_settings`` with :data:`TASK_DEFAULTS`, skipping keys the user wrote anywhere."""
+    """Fill ``task_settings`` with the built-in per-task defaults, skipping keys the user wrote
+    anywhere."""
     settings = data.setdefault("task_settings", {})
     if not isinstance(settings, dict):
         return
     user_train = data.get("train") if isinstance(data.get("train"), dict) else {}
     user_resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
-    for task, defaults in TASK_DEFAULTS.items():
+    for task, defaults in load_defaults()["tasks"].items():
         block = settings.setdefault(task, {})
         if not isinstance(block, dict):
             continue

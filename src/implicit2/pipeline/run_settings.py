@@ -5,8 +5,8 @@ Torch-free: the Snakefile imports it.
 
 Layers, most specific last (a later layer wins key by key):
 
-- training settings (``--hparams``): the schema defaults of ``train`` ← the built-in per-task
-  defaults of :data:`implicit2.pipeline.config.TASK_DEFAULTS` (the authors' code) ← the config's
+- training settings (``--hparams``): the defaults of ``train`` ← the built-in per-task defaults
+  (both in :mod:`implicit2.pipeline.defaults`; the latter from the authors' code) ← the config's
   ``train`` ← ``task_settings.<task>.train`` ← the matching ``task_settings.<task>.model_train``
   entries (model name patterns, in order) ← ``datasets.<dataset>.train`` ← the model-family rules
   of :func:`resolve_hparams` (``amortize`` only for DEQ models on full-batch tasks,
@@ -26,32 +26,11 @@ from typing import Any
 
 from implicit2.names import FULL_BATCH_TASKS, TASK_NAMES
 from implicit2.pipeline.config import ConfigError, dataset_task_of, parse_model_name
+from implicit2.pipeline.defaults import train_defaults
 from implicit2.pipeline.grid import selected_tasks
 
 #: The keys of ``--hparams`` (docs/architecture.md), in that order.
-HPARAM_KEYS: tuple[str, ...] = (
-    "steps",
-    "lr",
-    "lr_decay",
-    "input_scale",
-    "spectral_norm",
-    "solver",
-    "tol",
-    "eval_tol",
-    "max_iter",
-    "gradient",
-    "unroll_steps",
-    "amortize",
-    "batch_size",
-    "grad_clip",
-    "gabor_alpha",
-    "log_every",
-    "checkpoint_every",
-    "signal_batch",
-    "tf32",
-    "compile",
-    "device",
-)
+HPARAM_KEYS: tuple[str, ...] = tuple(train_defaults())
 _INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})
 _INT_KEYS |= {"signal_batch", "batch_size"}
 _FLOAT_KEYS = frozenset({"lr", "lr_decay", "input_scale", "tol", "eval_tol", "gabor_alpha"})

@@ -15,6 +15,7 @@ import yaml
 from jsonschema import validators
 
 from implicit2.names import TASK_NAMES
+from implicit2.pipeline.defaults import load_defaults
 
 #: The schema, in the source checkout (the Snakefile passes its own path explicitly).
 SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
@@ -30,6 +31,7 @@ def load_schema(path: str | Path | None = None) -> dict[str, Any]:
         )
     schema = yaml.safe_load(schema_path.read_text(encoding="utf-8"))
     _fill_task_names(schema)
+    _fill_defaults(schema)
     return schema
 
 
@@ -42,6 +44,21 @@ def _fill_task_names(schema: dict[str, Any]) -> None:
     properties["task_settings"]["properties"] = {
         name: {"$ref": "#/$defs/task_block", "default": {}} for name in TASK_NAMES
     }
+
+
+def _fill_defaults(schema: dict[str, Any]) -> None:
+    """Put the values of :mod:`implicit2.pipeline.defaults` in as the ``default`` of ``device``,
+    of every ``train`` key and of every stage's ``resources`` keys."""
+    defaults = load_defaults()
+    properties = schema["properties"]
+    properties["device"]["default"] = defaults["device"]
+    properties["train"]["properties"] = {
+        key: {"default": value} for key, value in defaults["train"].items()
+    }
+    for stage, values in defaults["resources"].items():
+        properties["resources"]["properties"][stage]["properties"] = {
+            key: {"default": value} for key, value in values.items()
+        }
 
 
 def _parse_bool(text: str) -> bool:

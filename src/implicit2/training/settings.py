@@ -8,32 +8,37 @@ from typing import Any
 
 import torch
 
+from implicit2.pipeline.defaults import train_defaults
+
+_DEFAULTS = train_defaults()
+
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Resolved settings of one training run (see docs/architecture.md for every key)."""
+    """Resolved settings of one training run (see docs/architecture.md for every key); a key not
+    given takes its default from :mod:`implicit2.pipeline.defaults`."""
 
-    steps: int = 300
-    lr: float = 1e-3
-    lr_decay: float = 1.0
-    input_scale: float = 256.0
-    spectral_norm: bool = True
-    solver: str = "fixed_point"
-    tol: float = 1e-3
-    eval_tol: float = 1e-3
-    max_iter: int = 100
-    gradient: str = "onestep"
-    unroll_steps: int = 1
-    amortize: bool = True
-    batch_size: int | None = None
-    grad_clip: float | None = None
-    gabor_alpha: float = 6.0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    signal_batch: int = 0
-    tf32: bool = True
-    compile: bool = False
-    device: str = "auto"
+    steps: int = _DEFAULTS["steps"]
+    lr: float = _DEFAULTS["lr"]
+    lr_decay: float = _DEFAULTS["lr_decay"]
+    input_scale: float = _DEFAULTS["input_scale"]
+    spectral_norm: bool = _DEFAULTS["spectral_norm"]
+    solver: str = _DEFAULTS["solver"]
+    tol: float = _DEFAULTS["tol"]
+    eval_tol: float = _DEFAULTS["eval_tol"]
+    max_iter: int = _DEFAULTS["max_iter"]
+    gradient: str = _DEFAULTS["gradient"]
+    unroll_steps: int = _DEFAULTS["unroll_steps"]
+    amortize: bool = _DEFAULTS["amortize"]
+    batch_size: int | None = _DEFAULTS["batch_size"]
+    grad_clip: float | None = _DEFAULTS["grad_clip"]
+    gabor_alpha: float = _DEFAULTS["gabor_alpha"]
+    log_every: int = _DEFAULTS["log_every"]
+    checkpoint_every: int = _DEFAULTS["checkpoint_every"]
+    signal_batch: int = _DEFAULTS["signal_batch"]
+    tf32: bool = _DEFAULTS["tf32"]
+    compile: bool = _DEFAULTS["compile"]
+    device: str = _DEFAULTS["device"]
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainSettings:
