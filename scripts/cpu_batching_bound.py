@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from implicit2.bench.measure import crop_dataset, image_crops
+from implicit2.bench.inputs import crop_dataset, image_crops
 from implicit2.tasks import get_task
 from implicit2.training.allocator import keep_freed_memory
 from implicit2.training.loop import train

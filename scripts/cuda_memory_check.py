@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from implicit2.bench.measure import crop_dataset, image_crops
+from implicit2.bench.inputs import crop_dataset, image_crops
 from implicit2.models import parse_model_name
 from implicit2.tasks import get_task
 from implicit2.training.loop import make_model, saved_bytes_per_signal, step_bytes_per_signal, train

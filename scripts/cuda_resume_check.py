@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from implicit2.bench.measure import crop_dataset, image_crops, per_signal_psnr
+from implicit2.bench.inputs import crop_dataset, image_crops
+from implicit2.bench.measure import per_signal_psnr
 from implicit2.tasks import get_task
 from implicit2.training.checkpoint import Checkpointer, TrainingInterrupted
 from implicit2.training.loop import TrainResult, train

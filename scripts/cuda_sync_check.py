@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from implicit2.bench.measure import crop_dataset, image_crops
+from implicit2.bench.inputs import crop_dataset, image_crops
 from implicit2.tasks import get_task
 from implicit2.training.loop import train
 from implicit2.training.settings import TrainSettings

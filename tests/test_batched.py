@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import implicit2
-from implicit2.bench.measure import crop_dataset, image_crops, per_signal_psnr
+from implicit2.bench.inputs import crop_dataset, image_crops
+from implicit2.bench.measure import per_signal_psnr
 from implicit2.deq.solvers import EXTRA_STATE_COPIES, SOLVERS
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData

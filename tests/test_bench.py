@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from implicit2.bench.measure import grid_models
+from implicit2.bench.efficiency import grid_models
 from implicit2.cli import main
 
 COMMON = ["--image", "camera", "--size", "16", "--steps", "6", "--lr", "1e-3"]
@@ -136,7 +137,7 @@ def test_grid_writes_one_json_per_model_and_the_figure(tmp_path: Path):
 
 
 def test_signals_from_a_prepared_dataset(tmp_path: Path):
-    from implicit2.bench.measure import image_crops
+    from implicit2.bench.inputs import image_crops
     from implicit2.tasks import imaging
     from implicit2.tasks.storage import save_prepared
 
@@ -157,6 +158,7 @@ def test_signals_from_a_prepared_dataset(tmp_path: Path):
 
 def test_no_tf32_reaches_the_trainer(monkeypatch):
     import implicit2.bench.measure as bench
+    from implicit2.bench.inputs import crop_dataset, image_crops
 
     seen = []
     real_train = bench.train
@@ -166,7 +168,7 @@ def test_no_tf32_reaches_the_trainer(monkeypatch):
         return real_train(task, data, name, seed, settings, device, *args, **kwargs)
 
     monkeypatch.setattr(bench, "train", spy)
-    data = bench.crop_dataset(bench.image_crops("camera", 8, 2))
+    data = crop_dataset(image_crops("camera", 8, 2))
     device = torch.device("cpu")
     bench.compare_batched("mfn-fourier-1L8D", data, 4, 1e-3, 8.0, device, True, tf32=False)
     assert seen == [False, False, False]  # warm-up, batched, one by one
@@ -195,7 +197,7 @@ def test_cuda_peak_memory_starts_after_init_and_leaves_out_the_probe(monkeypatch
 def test_a_16_bit_image_is_read_as_the_image_task_reads_it(tmp_path):
     import imageio.v3 as iio
 
-    from implicit2.bench.measure import read_image
+    from implicit2.bench.inputs import read_image
     from implicit2.tasks.image import read_images
 
     ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32).astype(np.uint16)
@@ -204,3 +206,22 @@ def test_a_16_bit_image_is_read_as_the_image_task_reads_it(tmp_path):
     assert image.shape == (32, 32, 1) and image.max() == 1.0
     assert np.array_equal(image, read_images(tmp_path / "deep.png", {})[0][0])
     assert np.allclose(image[..., 0], ramp / 65535.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("model", ["deq-fourier-1L8D", "mfn-gabor-2L8D"])
+def test_the_single_image_bench_trains_as_the_trainer_does(model):
+    """bench_model drives the trainer's own step: after the same steps from the same seed, its last
+    loss is the trainer's, to the bit."""
+    from implicit2.bench.inputs import crop_dataset, load_image
+    from implicit2.bench.measure import bench_model, bench_settings
+    from implicit2.tasks import get_task
+    from implicit2.training.loop import train
+
+    device = torch.device("cpu")
+    data = crop_dataset(load_image("camera", 16)[None])
+    settings = bench_settings(model, 6, 1e-3, 16.0, device)
+    figures = bench_model(model, data, settings, device)
+    every_step = dataclasses.replace(settings, log_every=1)
+    result = train(get_task("image_representation"), data, model, 0, every_step, device)
+    assert figures["final_loss"] == result.chunks[0].curve[-1]["loss"]
+    assert figures["solver_steps_first"] == result.chunks[0].solver_steps_first

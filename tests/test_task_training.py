@@ -59,7 +59,7 @@ def test_camera_crop_learns(tmp_path: Path) -> None:
 
 def test_batch_size_makes_a_full_batch_task_train_on_minibatches(monkeypatch) -> None:
     """``batch_size`` on an image task: every step draws that many pixels (no amortization)."""
-    from implicit2.bench.measure import crop_dataset, image_crops
+    from implicit2.bench.inputs import crop_dataset, image_crops
     from implicit2.tasks.base import Task
     from implicit2.training.loop import train
 

@@ -1,4 +1,4 @@
-"""Speed and memory benchmarks of full-batch training with the amortized DEQ schedule.
+"""Speed and memory of full-batch training, measured on the trainer's own step.
 
 All models are measured in one process on the same image, next to a plain matmul of the same
 shape (the machine's attainable GFLOP/s), so the figures are comparable:
@@ -20,15 +20,22 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from implicit2 import io as atomic
-from implicit2.models import INR, build_model, count_parameters, parse_model_name
-from implicit2.models.base import check_coordinates
-from implicit2.tasks import get_task, imaging
+from implicit2.bench.inputs import crop_dataset, image_crops, load_image, subset
+from implicit2.models import INR, count_parameters, parse_model_name
+from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData, Task
-from implicit2.tasks.grids import image_coords
-from implicit2.tasks.image import read_images
 from implicit2.tasks.scores import unit_psnr
-from implicit2.training.loop import TrainResult, make_model, make_optimizer, summary, train
+from implicit2.training.loop import (
+    TrainResult,
+    apply_update,
+    check_finite_inputs,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+    summary,
+    train,
+    training_forward,
+)
 from implicit2.training.profiling import (
     SavedTensorMeter,
     peak_memory_bytes,
@@ -44,64 +51,6 @@ PROBE_EVERY = 10
 
 #: Row cap of the reference matmul (a K-signal batch of large images would not fit twice).
 MATMUL_MAX_ROWS = 1 << 20
-
-
-def read_image(name: str) -> np.ndarray:
-    """``camera`` (skimage) or an image file → (H, W, C) float32 in [0, 1], full resolution, read
-    as the image tasks read it (16-bit depth, alpha and CMYK handled; a stack gives its first)."""
-    if name == "camera":
-        import skimage.data
-
-        return imaging.to_unit(imaging.as_stack(skimage.data.camera(), name), name)[0]
-    path = Path(name)
-    if not path.is_file():
-        raise FileNotFoundError(f"--image {name}: neither 'camera' nor an existing image file")
-    return read_images(path, {})[0][0]
-
-
-def load_image(name: str, size: int) -> np.ndarray:
-    """``camera`` (skimage) or an image path → (size, size, C) float32 in [0, 1].
-
-    Downsamples by block means when ``size`` divides the side, else resizes with anti-aliasing.
-    """
-    import skimage.transform
-
-    image = read_image(name)
-    side = min(image.shape[:2])
-    image = image[:side, :side]
-    if side % size == 0:
-        factor = side // size
-        image = image.reshape(size, factor, size, factor, -1).mean(axis=(1, 3))
-    else:
-        image = skimage.transform.resize(image, (size, size), anti_aliasing=True)
-    return image.astype(np.float32)
-
-
-def image_crops(name: str, size: int, count: int, seed: int = 0) -> np.ndarray:
-    """``count`` distinct ``size``×``size`` crops of the full-resolution image → (K, size, size, C).
-
-    Top-left corners are drawn without replacement from every position (``seed`` fixes them).
-    """
-    image = read_image(name)
-    rows, cols = image.shape[0] - size + 1, image.shape[1] - size + 1
-    if rows < 1 or cols < 1:
-        raise ValueError(
-            f"--size {size} is larger than the image ({image.shape[0]}×{image.shape[1]})"
-        )
-    if count < 1 or count > rows * cols:
-        raise ValueError(f"--signals must be between 1 and {rows * cols}, got {count}")
-    corners = np.random.default_rng(seed).choice(rows * cols, size=count, replace=False)
-    crops = [image[c // cols : c // cols + size, c % cols : c % cols + size] for c in corners]
-    return np.stack(crops).astype(np.float32)
-
-
-def crop_dataset(crops: np.ndarray, name: str = "crops") -> PreparedData:
-    """K images (K, size, size, C) in [0, 1] → an image_representation dataset of K signals."""
-    count, size = crops.shape[0], crops.shape[1]
-    coords = image_coords(size, size)
-    targets = (crops.reshape(count, size * size, -1) * 2.0 - 1.0).astype(np.float32)
-    names = [f"{name}{k}" for k in range(count)]
-    return PreparedData("image_representation", name, coords, targets, coords, targets, names)
 
 
 def per_signal_psnr(
@@ -133,18 +82,6 @@ def per_signal_psnr(
     return values
 
 
-def subset(data: PreparedData, count: int) -> PreparedData:
-    """The first ``count`` signals of ``data``."""
-    if not 1 <= count <= data.num_signals:
-        raise ValueError(f"--signals must be between 1 and {data.num_signals}, got {count}")
-    return dataclasses.replace(
-        data,
-        train_targets=data.train_targets[:count],
-        test_targets=data.test_targets[:count],
-        signal_names=data.signal_names[:count],
-    )
-
-
 def compare_batched(
     name: str,
     data: PreparedData,
@@ -168,17 +105,7 @@ def compare_batched(
     ``held_elsewhere``: device bytes other code holds throughout, left out of the peak memory.
     """
     task = get_task(data.task)
-    base = TrainSettings(
-        steps=steps,
-        lr=lr,
-        input_scale=input_scale,
-        spectral_norm=parse_model_name(name).family in ("deq", "mfn"),
-        log_every=steps,
-        checkpoint_every=steps,
-        device=str(device),
-        tf32=tf32,
-        compile=compile_steps,
-    )
+    base = bench_settings(name, steps, lr, input_scale, device, tf32, compile_steps)
     warm = dataclasses.replace(base, steps=4, log_every=4)  # thread pools, lazy init: untimed
     train(task, subset(data, 1), name, seed, warm, device)
     if compile_steps:  # compile the batched shapes too, so neither timed run pays for it
@@ -252,50 +179,62 @@ class MatmulProbe:
         return self.flop / statistics.median(times) / 1e9
 
 
-def psnr(model: INR, coords: torch.Tensor, image: torch.Tensor) -> float:
-    """PSNR (dB) of the model's reconstruction, solved from z = 0 in eval mode, scored as
-    ``evaluate`` scores images (:func:`implicit2.tasks.scores.unit_psnr`)."""
-    model.eval()
-    with torch.no_grad():
-        out = model(coords.unsqueeze(0)).y
-    model.train()
-    target = image.cpu().numpy() * 2.0 - 1.0
-    return float(unit_psnr(out[0].cpu().numpy(), target, axis=(0, 1)))
-
-
-def bench_model(
+def bench_settings(
     name: str,
-    coords: torch.Tensor,
-    image: torch.Tensor,
     steps: int,
     lr: float,
     input_scale: float,
     device: torch.device,
+    tf32: bool = True,
+    compile_steps: bool = False,
+) -> TrainSettings:
+    """The training settings of a benchmark run of ``name``: the image tasks' (spectral norm on the
+    DEQ and its explicit twin), one log point and checkpoint at the end, on ``device``."""
+    return TrainSettings(
+        steps=steps,
+        lr=lr,
+        input_scale=input_scale,
+        spectral_norm=parse_model_name(name).family in ("deq", "mfn"),
+        log_every=steps,
+        checkpoint_every=steps,
+        device=str(device),
+        tf32=tf32,
+        compile=compile_steps,
+    )
+
+
+def bench_model(
+    name: str,
+    data: PreparedData,
+    settings: TrainSettings,
+    device: torch.device,
     seed: int = 0,
     probe: MatmulProbe | None = None,
 ) -> dict[str, Any]:
-    """Train ``name`` full-batch for ``steps`` steps with the amortized schedule and measure it.
+    """Train ``name`` full batch on the one-signal ``data`` with the trainer's own step
+    (:func:`~implicit2.training.loop.training_forward`, then
+    :func:`~implicit2.training.loop.apply_update`; amortized for a DEQ) and measure every step.
 
     With ``probe``, a reference matmul is also timed after every ``PROBE_EVERY``-th step, so the
     model's GFLOP/s can be compared with the matmul's over the same minutes
     (``matmul_gflops_during``): this machine's speed drifts by up to 2× between minutes.
     """
+    task = get_task(data.task)
+    check_finite_inputs(data)
     torch.manual_seed(seed)
-    in_dim, out_dim = coords.shape[-1], image.shape[-1]
-    model = build_model(
-        name, in_dim, out_dim, seed=seed, input_scale=input_scale, spectral_norm=True
-    ).to(device)
-    optimizer = make_optimizer(model, lr, device)
-    x = coords.unsqueeze(0)
-    # Checked once, as the trainer does; the loop calls model.run (no per-step host read).
-    check_coordinates(x, in_dim, model.num_signals)
-    target = (image * 2 - 1).unsqueeze(0)
+    model = make_model(name, data, settings, seed, 0, 1, device)
+    model.train()
+    optimizer = make_optimizer(model, settings.lr, device)
+    scheduler = make_scheduler(optimizer, settings)
+    forward = training_forward(model, task, compile_step=False)
+    x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
+    y = torch.from_numpy(data.train_targets).to(device)
     cache = None
     times: list[float] = []
     probe_times: list[float] = []
     flops = saved = first_solver_steps = 0
     reset_peak_memory(device)
-    for step in range(steps):
+    for step in range(settings.steps):
         counter = FlopCounterMode(display=False) if step == 1 else None
         meter = SavedTensorMeter() if step == 2 else None
         synchronize(device)
@@ -304,16 +243,13 @@ def bench_model(
             counter or contextlib.nullcontext(),
             meter.track() if meter else contextlib.nullcontext(),
         ):
-            out = model.run(x, z0=cache, solve=cache is None)
-            loss = (out.y - target).square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        optimizer.step()
-        cache = out.z
+            per_signal, cache, solver_steps = forward(x, y, cache)
+            loss = per_signal.sum()
+            apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
         synchronize(device)
         elapsed = time.perf_counter() - start
         if step == 0:
-            first_solver_steps = out.solver_steps
+            first_solver_steps = solver_steps
         if counter is not None:
             flops = counter.get_total_flops()
         if meter is not None:
@@ -330,13 +266,24 @@ def bench_model(
         "peak_memory_bytes": peak_memory_bytes(device, saved, probe.nbytes if probe else 0),
         "step_gflop": flops / 1e9,
         "gflops": flops / 1e9 / median if times else None,
-        "psnr": psnr(model, x[0], image),
-        "params": count_parameters(name, in_dim, out_dim),
+        "psnr": psnr(model, x, data.train_targets[0]),
+        "params": count_parameters(name, data.in_dim, data.out_dim),
         "solver_steps_first": first_solver_steps,
         "final_loss": float(loss.detach()),
         "matmul_gflops_during": during,
         "matmul_fraction_during": flops / 1e9 / median / during if during and times else None,
     }
+
+
+def psnr(model: INR, coords: torch.Tensor, target: np.ndarray) -> float:
+    """PSNR (dB) of the one-signal model's reconstruction of the model-space ``target``, solved
+    from z = 0 in eval mode, scored as ``evaluate`` scores images
+    (:func:`implicit2.tasks.scores.unit_psnr`)."""
+    model.eval()
+    with torch.no_grad():
+        out = model(coords).y
+    model.train()
+    return float(unit_psnr(out[0].cpu().numpy(), target, axis=(0, 1)))
 
 
 def run_benchmark(
@@ -434,14 +381,11 @@ def run_benchmark(
                 held_elsewhere=probe.nbytes,
             )
     else:
-        pixels = load_image(image_name, size)
-        image = torch.from_numpy(pixels.reshape(-1, pixels.shape[-1])).to(device)
-        coords = torch.from_numpy(image_coords(size, size)).to(device)
+        data = crop_dataset(load_image(image_name, size)[np.newaxis], image_name)
         for name in models:
             log.info("benchmarking %s", name)
-            results[name] = bench_model(
-                name, coords, image, steps, lr, input_scale, device, probe=probe
-            )
+            settings_of = bench_settings(name, steps, lr, input_scale, device, tf32)
+            results[name] = bench_model(name, data, settings_of, device, probe=probe)
     # The reference is timed before and after the models (the machine's speed drifts); the
     # faster reading is the attainable rate, so the ratio to it is the conservative one.
     reference.append(probe.gflops())
@@ -451,91 +395,6 @@ def run_benchmark(
         if figures.get("gflops") is not None:
             figures["matmul_fraction"] = figures["gflops"] / machine["matmul_gflops"]
     return {"machine": machine, "settings": settings, "models": results}
-
-
-def grid_models(filters: list[str], sizes: list[str]) -> list[str]:
-    """The DEQ and explicit MFN of every filter × size (deq-fourier-1L64D, mfn-fourier-1L64D …)."""
-    names = [f"{family}-{f}-{size}" for size in sizes for f in filters for family in ("deq", "mfn")]
-    for name in names:
-        parse_model_name(name)
-    return names
-
-
-def write_grid(payload: dict[str, Any], out_dir: Path) -> list[Path]:
-    """One ``{model}.json`` per model (machine and settings included) and the efficiency figure."""
-    written = []
-    for name, figures in payload["models"].items():
-        path = out_dir / f"{name}.json"
-        one = {"machine": payload["machine"], "settings": payload["settings"]}
-        atomic.write_json(path, one | {"model": name, "figures": figures})
-        written.append(path)
-    written += plot_efficiency(payload, out_dir / "efficiency")
-    return written
-
-
-def plot_efficiency(payload: dict[str, Any], stem: Path) -> list[Path]:
-    """Time per step and memory per step against parameter count, DEQ (solid) vs explicit (dashed).
-
-    Writes ``stem``.pdf and ``stem``.png: the pipeline's version of the paper's efficiency figure.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    series: dict[tuple[str, str], list[tuple[int, float, float, str]]] = {}
-    for name, figures in payload["models"].items():
-        spec = parse_model_name(name)
-        key = (spec.family, spec.filter or spec.family)
-        point = (
-            figures["params"],
-            1e3 * figures["step_seconds_median"],
-            figures["peak_memory_bytes"] / 2**20,
-            name.split("-")[-1],
-        )
-        series.setdefault(key, []).append(point)
-    figure = Figure(figsize=(9.0, 3.6), dpi=150, layout="constrained")
-    FigureCanvasAgg(figure)
-    time_axis, memory_axis = figure.subplots(1, 2)
-    colors = {"fourier": "tab:blue", "gabor": "tab:orange", "siren": "tab:green"}
-    for (family, filter_name), points in sorted(series.items()):
-        points.sort()
-        params = [p[0] for p in points]
-        style = {
-            "color": colors.get(filter_name, "tab:gray"),
-            "linestyle": "-" if family == "deq" else "--",
-            "marker": "o" if family == "deq" else "s",
-            "label": f"{'DEQ' if family == 'deq' else 'explicit'} {filter_name}",
-        }
-        time_axis.plot(params, [p[1] for p in points], **style)
-        memory_axis.plot(params, [p[2] for p in points], **style)
-        for axis, column in ((time_axis, 1), (memory_axis, 2)):
-            for point in points:
-                axis.annotate(point[3], (point[0], point[column]), fontsize=6, alpha=0.7)
-    machine, settings = payload["machine"], payload["settings"]
-    memory_label = (
-        "peak memory (MiB)"
-        if machine["device"].startswith("cuda")
-        else ("saved for backward (MiB)")
-    )
-    params = [p[0] for points in series.values() for p in points]
-    for axis, label in ((time_axis, "time per step (ms)"), (memory_axis, memory_label)):
-        if max(params) > 10 * min(params):  # a log axis over less than a decade has no labels
-            axis.set_xscale("log")
-        axis.set_xlabel("parameters")
-        axis.set_ylabel(label)
-        axis.grid(True, alpha=0.3)
-    time_axis.legend(fontsize=7)
-    figure.suptitle(
-        f"{settings['image']} {settings['size']}², {settings['steps']} steps, "
-        f"{machine['device_name']} ({machine['threads']} CPU threads)",
-        fontsize=9,
-    )
-    written = []
-    for suffix in ("pdf", "png"):
-        path = stem.with_suffix(f".{suffix}")
-        with atomic.atomic_path(path) as temp:
-            figure.savefig(temp, format=suffix)
-        written.append(path)
-    return written
 
 
 def _device_name(device: torch.device) -> str:

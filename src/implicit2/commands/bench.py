@@ -12,7 +12,8 @@ import logging
 from pathlib import Path
 
 from implicit2 import io as atomic
-from implicit2.bench.measure import grid_models, run_benchmark, write_grid
+from implicit2.bench.efficiency import grid_models, write_grid
+from implicit2.bench.measure import run_benchmark
 from implicit2.commands import device_name
 
 log = logging.getLogger(__name__)

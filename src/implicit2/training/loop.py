@@ -240,6 +240,35 @@ def make_optimizer(model: INR, lr: float, device: torch.device) -> torch.optim.A
     return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, settings: TrainSettings
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule: linear from ``lr`` to ``lr × lr_decay`` over the run."""
+    decay = 1.0 - settings.lr_decay
+
+    def lr_factor(step: int) -> float:
+        return 1.0 - decay * step / settings.steps
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+
+def apply_update(
+    loss: Tensor,
+    model: INR,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    grad_clip: float | None,
+) -> None:
+    """The second half of a training step, after :func:`training_forward`: gradients of the summed
+    per-signal loss, element-wise clipping (``grad_clip``), the Adam step and the schedule."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip is not None:
+        clip_gradient_values(model, grad_clip)
+    optimizer.step()
+    scheduler.step()
+
+
 def train(
     task: Task,
     data: PreparedData,
@@ -297,12 +326,7 @@ def _train_chunk(
     model = make_model(model_name, data, settings, seed, first, count, device)
     model.train()
     optimizer = make_optimizer(model, settings.lr, device)
-    decay = 1.0 - settings.lr_decay
-
-    def lr_factor(step: int) -> float:
-        return 1.0 - decay * step / settings.steps
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    scheduler = make_scheduler(optimizer, settings)
     minibatch = minibatch_points(task, settings)
     amortize = settings.amortize and minibatch is None and model.state_dim > 0
     full_x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
@@ -337,12 +361,7 @@ def _train_chunk(
             loss = per_signal.sum()
         if measure:
             state.saved_bytes = meter.bytes
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip is not None:
-            clip_gradient_values(model, settings.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
         if amortize:
             state.cache = z_next
         state.first_bad = torch.where(
