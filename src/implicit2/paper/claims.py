@@ -1,0 +1,606 @@
+"""The paper's claims, checked from the runs: per claim and task, the evidence and a verdict.
+
+Each claim is broken into *cells* (one comparison on one dataset: a DEQ against its explicit twin,
+a pair of models' step times, one run group's solver iterations …). A cell *holds*, *fails*, is
+*unclear* (inside seed noise, see :mod:`implicit2.paper.seeds`) or is *missing* (a run it needs has
+no result). A row's verdict aggregates its cells:
+
+- ``mixed``: some cells hold and others fail;
+- ``not enough runs``: otherwise, when a cell is missing or unclear, or there is no cell;
+- ``supported`` / ``not supported``: every cell holds / fails.
+
+The ``all`` row of a claim aggregates the cells of every task the same way. docs/claims.md states
+every rule and threshold; :data:`CLAIMS` states the claims.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+from implicit2.paper.collect import Collection
+from implicit2.paper.names import ModelName, headline_metrics, parse_model, task_sort_key
+from implicit2.paper.reference import Reference
+from implicit2.paper.scale import PaperScale
+from implicit2.paper.seeds import estimate, seeds_phrase
+
+CLAIM_COLUMNS: tuple[str, ...] = ("claim", "task", "evidence", "verdict")
+VERDICTS: tuple[str, ...] = ("supported", "not supported", "mixed", "not enough runs")
+ALL_TASKS = "all"
+
+#: The claim ids, in table order, with what each one states (from the paper's abstract/method).
+CLAIMS: dict[str, str] = {
+    "quality": "A DEQ is more accurate than its explicit twin (same filter and size).",
+    "quality_vs_siren": "A DEQ is more accurate than the SIREN baseline of its size.",
+    "quality_vs_ffn": "A DEQ is more accurate than the FFN baseline of its size.",
+    "speed": (
+        "A one-layer DEQ trains faster than the multi-layer explicit network of its filter and "
+        "width (time per step and whole run)."
+    ),
+    "memory": (
+        "A one-layer DEQ needs less peak training memory than the multi-layer explicit network "
+        "of its filter and width."
+    ),
+    "amortization": (
+        "In full-batch training the solver needs about one iteration per step after the first."
+    ),
+    "scale": "The runs are at the paper's scale (steps, batch, model sizes, datasets).",
+    "reference": "Our results reach the paper's printed values (ours - paper).",
+}
+
+#: Amortization holds when a step after the first needs at most this many solver iterations.
+AMORTIZED_ITERATIONS = 1.5
+#: Without ``solver_steps_mean``: a median DEQ step must cost under this multiple of its explicit
+#: twin's step (one application of the same network) to count as about one iteration.
+AMORTIZED_STEP_RATIO = 2.0
+
+Outcome = Literal["holds", "fails", "unclear", "missing"]
+_MIB = 2**20
+#: (metric, unit, decimals) of the quality comparisons.
+_METRIC_FORMAT: dict[str, tuple[str, int]] = {
+    "psnr": (" dB", 2),
+    "iou_easy": ("", 3),
+    "iou_hard": ("", 3),
+}
+#: (column, what, unit, scale, decimals) of the cost comparisons per claim.
+_COST_QUANTITIES: dict[str, tuple[tuple[str, str, str, float, int], ...]] = {
+    "speed": (
+        ("step_seconds_median", "time per step", " ms", 1e3, 2),
+        ("train_seconds", "train time", " s", 1.0, 1),
+    ),
+    "memory": (("peak_memory_bytes", "peak memory", " MiB", 1.0 / _MIB, 1),),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One comparison behind a claim.
+
+    Attributes:
+        task: the task it belongs to.
+        outcome: ``holds``, ``fails``, ``unclear`` (inside seed noise) or ``missing``.
+        text: the comparison in words and numbers (or why it is missing).
+        seeds: seeds behind the outcome (0 when missing).
+        proxy: decided from a stand-in measurement (amortization without solver_steps_mean).
+    """
+
+    task: str
+    outcome: Outcome
+    text: str
+    seeds: int = 0
+    proxy: bool = False
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One line of ``claims.csv``."""
+
+    claim: str
+    task: str
+    evidence: str
+    verdict: str
+
+
+def verdict(outcomes: Iterable[str]) -> str:
+    """Aggregate cell outcomes into a verdict (see the module docstring)."""
+    found = set(outcomes)
+    if {"holds", "fails"} <= found:
+        return "mixed"
+    if not found or found & {"missing", "unclear"}:
+        return "not enough runs"
+    return "supported" if "holds" in found else "not supported"
+
+
+class _Runs:
+    """Lookups into a :class:`Collection`: the models of a dataset and per-seed numbers."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.runs = collection.runs
+        per_run = collection.values.groupby(["task", "dataset", "model", "metric", "seed"])
+        self._metric: dict[tuple[Any, ...], float] = per_run["value"].mean().to_dict()
+
+    def tasks(self) -> list[str]:
+        return sorted(dict.fromkeys(self.runs["task"]), key=task_sort_key)
+
+    def datasets(self, task: str) -> list[str]:
+        return list(dict.fromkeys(self.runs.loc[self.runs["task"] == task, "dataset"]))
+
+    def models(self, task: str, dataset: str) -> list[str]:
+        rows = self.runs[(self.runs["task"] == task) & (self.runs["dataset"] == dataset)]
+        return list(dict.fromkeys(rows["model"]))
+
+    def group(self, task: str, dataset: str, model: str) -> pd.DataFrame:
+        runs = self.runs
+        return runs[
+            (runs["task"] == task) & (runs["dataset"] == dataset) & (runs["model"] == model)
+        ]
+
+    def finished(self, task: str, dataset: str, model: str) -> pd.DataFrame:
+        group = self.group(task, dataset, model)
+        return group[group["status"] == "ok"]
+
+    def column(self, task: str, dataset: str, model: str, column: str) -> dict[int, float]:
+        """Seed → a run-level number of the finished runs (NaN left out)."""
+        rows = self.finished(task, dataset, model)
+        return {
+            int(seed): float(value)
+            for seed, value in zip(rows["seed"], rows[column], strict=True)
+            if not math.isnan(value)
+        }
+
+    def metric(self, task: str, dataset: str, model: str, metric: str) -> dict[int, float]:
+        """Seed → the run's headline metric (mean over its signals), finished runs only."""
+        return {
+            int(seed): self._metric[(task, dataset, model, metric, seed)]
+            for seed in self.finished(task, dataset, model)["seed"]
+            if (task, dataset, model, metric, seed) in self._metric
+        }
+
+    def why_empty(self, task: str, dataset: str, model: str) -> str:
+        """Why a model has no number here: not run, diverged or missing seeds."""
+        group = self.group(task, dataset, model)
+        if group.empty:
+            return f"no {model} run"
+        parts = []
+        for status in ("diverged", "missing", "ok"):
+            seeds = sorted(group.loc[group["status"] == status, "seed"])
+            if seeds:
+                what = "finished without this number" if status == "ok" else status
+                parts.append(
+                    f"{what} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+                )
+        return f"{model} {'; '.join(parts)}"
+
+
+def _paired(
+    first: dict[int, float], second: dict[int, float], combine: Callable[[float, float], float]
+) -> tuple[list[int], list[float]]:
+    seeds = sorted(set(first) & set(second))
+    return seeds, [combine(first[s], second[s]) for s in seeds]
+
+
+def _mean(values: dict[int, float], seeds: list[int]) -> float:
+    return sum(values[s] for s in seeds) / len(seeds)
+
+
+def _pair_numbers(
+    runs: _Runs, task: str, dataset: str, pair: tuple[str, str], read: Callable[..., dict]
+) -> tuple[dict[int, float], dict[int, float]] | str:
+    """Per-seed numbers of both models, or why a cell cannot be formed."""
+    models = runs.models(task, dataset)
+    found = []
+    for model in pair:
+        values = read(task, dataset, model) if model in models else {}
+        if not values:
+            return runs.why_empty(task, dataset, model)
+        found.append(values)
+    if not set(found[0]) & set(found[1]):
+        return f"no seed finished for both {pair[0]} and {pair[1]}"
+    return found[0], found[1]
+
+
+# ---- quality ---------------------------------------------------------------------------------
+
+
+def _twin(model: ModelName) -> str:
+    return f"mfn-{model.filter}-{model.size}"
+
+
+def _baseline(family: str) -> Callable[[ModelName], str]:
+    return lambda model: f"{family}-{model.size}"
+
+
+def _quality_cells(runs: _Runs, task: str, opponent: Callable[[ModelName], str]) -> list[Cell]:
+    """Every DEQ of the task against ``opponent(deq)`` on every headline metric."""
+    cells: list[Cell] = []
+    metrics = headline_metrics(task)
+    for dataset in runs.datasets(task):
+        for name in runs.models(task, dataset):
+            model = parse_model(name)
+            if model.family != "deq":
+                continue
+            other = opponent(model)
+            for metric in metrics:
+                label = f"{dataset} {model.filter} {model.size}"
+                if len(metrics) > 1:
+                    label += f" {metric}"
+
+                def read(t: str, d: str, m: str, metric: str = metric) -> dict[int, float]:
+                    return runs.metric(t, d, m, metric)
+
+                numbers = _pair_numbers(runs, task, dataset, (name, other), read)
+                if isinstance(numbers, str):
+                    cells.append(Cell(task, "missing", f"{label}: {numbers}"))
+                    continue
+                ours, theirs = numbers
+                seeds, diffs = _paired(ours, theirs, lambda a, b: a - b)
+                unit, decimals = _METRIC_FORMAT.get(metric, ("", 3))
+                spread = estimate(diffs)
+                text = (
+                    f"{label}: {_mean(ours, seeds):.{decimals}f} vs "
+                    f"{_mean(theirs, seeds):.{decimals}f}{unit} "
+                    f"({spread.mean:+.{decimals}f}{spread.plus_minus(decimals)})"
+                )
+                cells.append(Cell(task, spread.side(0.0, True), text, len(seeds)))
+    return cells
+
+
+# ---- speed and memory ------------------------------------------------------------------------
+
+
+def _cost_cells(runs: _Runs, task: str, claim: str) -> list[Cell]:
+    """Every one-layer DEQ against each multi-layer explicit model of its filter and width."""
+    cells: list[Cell] = []
+    for dataset in runs.datasets(task):
+        models = runs.models(task, dataset)
+        for name in models:
+            model = parse_model(name)
+            if model.family != "deq" or model.layers != 1:
+                continue
+            deep = [
+                other
+                for other in map(parse_model, models)
+                if other.family == "mfn"
+                and other.filter == model.filter
+                and other.width == model.width
+                and (other.layers or 0) > 1
+            ]
+            if not deep:
+                text = f"{dataset} {name}: no run of mfn-{model.filter}-NL{model.width}D, N > 1"
+                cells.append(Cell(task, "missing", text))
+            for other in deep:
+                for column, what, unit, scale, decimals in _COST_QUANTITIES[claim]:
+                    label = f"{dataset} {model.filter} {model.size} vs {other.size}, {what}"
+
+                    def read(t: str, d: str, m: str, column: str = column) -> dict[int, float]:
+                        return runs.column(t, d, m, column)
+
+                    numbers = _pair_numbers(runs, task, dataset, (name, other.name), read)
+                    if isinstance(numbers, str):
+                        cells.append(Cell(task, "missing", f"{label}: {numbers}"))
+                        continue
+                    ours, theirs = numbers
+                    seeds, ratios = _paired(ours, theirs, lambda a, b: a / b)
+                    spread = estimate(ratios)
+                    text = (
+                        f"{label}: {_mean(ours, seeds) * scale:.{decimals}f} vs "
+                        f"{_mean(theirs, seeds) * scale:.{decimals}f}{unit} "
+                        f"({spread.mean:.2f}x{spread.plus_minus(2)})"
+                    )
+                    cells.append(Cell(task, spread.side(1.0, False), text, len(seeds)))
+    return cells
+
+
+# ---- amortization ----------------------------------------------------------------------------
+
+
+def _is_full_batch(runs: _Runs, task: str) -> bool:
+    """A task whose runs recorded ``batch_size: null`` (every coordinate every step)."""
+    hparams = runs.runs.loc[runs.runs["task"] == task, "hparams"]
+    return any("batch_size" in h and h["batch_size"] is None for h in hparams)
+
+
+def _later_iterations(mean: float, first: float, steps: Any) -> float:
+    """Mean solver iterations of the steps after the first, from the mean over all steps."""
+    if isinstance(steps, int) and steps > 1 and not math.isnan(first):
+        return (mean * steps - first) / (steps - 1)
+    return mean
+
+
+def _amortization_cell(runs: _Runs, task: str, dataset: str, name: str) -> Cell | None:
+    """One DEQ's amortization (None when it trained without amortization: not this claim)."""
+    finished = runs.finished(task, dataset, name)
+    amortized = finished[[bool(h.get("amortize")) for h in finished["hparams"]]]
+    label = f"{dataset} {parse_model(name).filter} {parse_model(name).size}"
+    if finished.empty:
+        return Cell(task, "missing", f"{label}: {runs.why_empty(task, dataset, name)}")
+    if amortized.empty:
+        return None
+    recorded = amortized[amortized["solver_steps_mean"].notna()]
+    if not recorded.empty:
+        later = [
+            _later_iterations(mean, first, hparams.get("steps"))
+            for mean, first, hparams in zip(
+                recorded["solver_steps_mean"],
+                recorded["solver_steps_first"],
+                recorded["hparams"],
+                strict=True,
+            )
+        ]
+        spread = estimate(later)
+        text = (
+            f"{label}: {spread.mean:.2f}{spread.plus_minus(2)} solver iterations per step after "
+            f"the first (first step {recorded['solver_steps_first'].mean():.0f})"
+        )
+        return Cell(task, spread.side(AMORTIZED_ITERATIONS, False), text, len(later))
+    twin = _twin(parse_model(name))
+    deq_steps = {
+        int(s): float(v)
+        for s, v in zip(amortized["seed"], amortized["step_seconds_median"], strict=True)
+        if not math.isnan(v)
+    }
+    twin_steps = runs.column(task, dataset, twin, "step_seconds_median")
+    seeds, ratios = _paired(deq_steps, twin_steps, lambda a, b: a / b)
+    if not seeds:
+        why = runs.why_empty(task, dataset, twin) if not twin_steps else "no common seed"
+        text = f"{label}: no solver_steps_mean and no explicit twin to time against ({why})"
+        return Cell(task, "missing", text)
+    spread = estimate(ratios)
+    text = (
+        f"{label}: a median step takes {spread.mean:.2f}x{spread.plus_minus(2)} its explicit "
+        f"twin's (first step {amortized['solver_steps_first'].mean():.0f} solver iterations, "
+        f"evaluation from z = 0 {amortized['solver_steps_eval'].mean():.0f})"
+    )
+    return Cell(task, spread.side(AMORTIZED_STEP_RATIO, False), text, len(seeds), proxy=True)
+
+
+def _amortization_cells(runs: _Runs, task: str) -> list[Cell]:
+    if not _is_full_batch(runs, task):
+        return []
+    cells = []
+    for dataset in runs.datasets(task):
+        for name in runs.models(task, dataset):
+            if parse_model(name).family == "deq":
+                cell = _amortization_cell(runs, task, dataset, name)
+                if cell is not None:
+                    cells.append(cell)
+    return cells
+
+
+# ---- reference -------------------------------------------------------------------------------
+
+
+def _reference_cells(runs: _Runs, task: str, reference: Reference) -> list[Cell]:
+    """Ours against every printed value of the task: holds unless clearly below the paper's."""
+    cells = []
+    for (ref_task, dataset, model, metric), printed in reference.values.items():
+        if ref_task != task or model not in runs.models(task, dataset):
+            continue
+        label = f"{dataset} {model} {metric}"
+        ours = runs.metric(task, dataset, model, metric)
+        if not ours:
+            cells.append(Cell(task, "missing", f"{label}: {runs.why_empty(task, dataset, model)}"))
+            continue
+        unit, decimals = _METRIC_FORMAT.get(metric, ("", 3))
+        spread = estimate([value - printed for value in ours.values()])
+        outcome: Outcome = "fails" if spread.side(0.0, True) == "fails" else "holds"
+        text = (
+            f"{label}: {spread.mean + printed:.{decimals}f} vs paper {printed:g}{unit} "
+            f"({spread.mean:+.{decimals}f}{spread.plus_minus(decimals)})"
+        )
+        cells.append(Cell(task, outcome, text, len(ours)))
+    return cells
+
+
+# ---- scale -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _ScaleSummary:
+    """The paper-scale check of a set of runs."""
+
+    judged: bool
+    existing: int
+    at_scale: int
+    missing: int
+    reasons: Counter[tuple[str, str]]
+
+    def note(self) -> str:
+        """The opening words of every other claim's evidence."""
+        if not self.judged:
+            return "Paper scale not judged (no paper config). "
+        if not self.existing:
+            return "No run to judge the paper's scale by. "
+        if self.at_scale == self.existing:
+            return "At the paper's scale. "
+        if self.at_scale == 0:
+            return "Below the paper's scale: a verdict on these runs, not on the paper. "
+        return (
+            f"Only {self.at_scale} of {self.existing} runs at the paper's scale: a verdict on "
+            "these runs, not on the paper. "
+        )
+
+
+_REASON_WORDS: dict[str, str] = {
+    "task": "task not in the paper",
+    "dataset": "dataset not in the paper's grid",
+    "size": "model size not in the paper's grid",
+    "steps": "steps",
+    "batch": "batch",
+}
+
+
+def _scale_summary(runs: pd.DataFrame, scale: PaperScale | None) -> _ScaleSummary:
+    existing = runs[runs["status"] != "missing"]
+    reasons: Counter[tuple[str, str]] = Counter()
+    at_scale = 0
+    if scale is not None:
+        for row in existing.itertuples(index=False):
+            found = scale.shortfalls(row.task, row.dataset, row.model, row.hparams)
+            at_scale += not found
+            reasons.update((f.kind, f.text) for f in found)
+    return _ScaleSummary(
+        scale is not None, len(existing), at_scale, len(runs) - len(existing), reasons
+    )
+
+
+def _scale_row(task: str, summary: _ScaleSummary, scale: PaperScale | None) -> ClaimRow:
+    if scale is None:
+        evidence = (
+            "No paper config given, so the paper's scale was not judged "
+            "(implicit2 tables --paper-config config/config.yaml)."
+        )
+        return ClaimRow("scale", task, evidence, "not enough runs")
+    parts = [
+        f"{summary.at_scale} of {summary.existing} runs at the paper's scale "
+        f"(against {scale.name}; data judged by dataset name)"
+    ]
+    kinds = dict.fromkeys(kind for kind, _ in sorted(summary.reasons, key=_reason_order))
+    for kind in kinds:
+        items = [
+            f"{text} ({count} run{'s' if count > 1 else ''})"
+            for (k, text), count in sorted(summary.reasons.items())
+            if k == kind
+        ]
+        parts.append(f"{_REASON_WORDS[kind]}: {', '.join(items)}")
+    if summary.missing:
+        parts.append(f"{summary.missing} runs missing")
+    if summary.existing == 0:
+        result = "not enough runs"
+    elif summary.at_scale == summary.existing:
+        result = "supported"
+    else:
+        result = "not supported" if summary.at_scale == 0 else "mixed"
+    return ClaimRow("scale", task, "; ".join(parts) + ".", result)
+
+
+def _reason_order(reason: tuple[str, str]) -> int:
+    return list(_REASON_WORDS).index(reason[0])
+
+
+# ---- rows ------------------------------------------------------------------------------------
+
+
+def _count_phrase(cells: list[Cell]) -> str:
+    counts = Counter(cell.outcome for cell in cells)
+    text = f"holds in {counts['holds']} of {len(cells)} cells"
+    if counts["fails"]:
+        text += f", fails in {counts['fails']}"
+    if counts["unclear"]:
+        text += f", {counts['unclear']} within seed noise"
+    if counts["missing"]:
+        text += f", {counts['missing']} without runs"
+    return text
+
+
+def _evidence(cells: list[Cell], note: str, details: list[str]) -> str:
+    if not cells:
+        return f"{note}No cell to compare: the runs hold no such pair of models."
+    decided = [cell.seeds for cell in cells if cell.outcome != "missing"]
+    head = f"{note}{_count_phrase(cells).capitalize()}"
+    if decided:
+        head += f" ({seeds_phrase(decided)})"
+    if any(cell.proxy for cell in cells):
+        head += (
+            "; solver_steps_mean not recorded by these runs, so a DEQ step's time against its "
+            f"explicit twin's stands in (about one iteration: under {AMORTIZED_STEP_RATIO:g}x)"
+        )
+    return f"{head}: {'; '.join(details)}."
+
+
+def _claim_rows(
+    claim: str,
+    cells_of: Callable[[str], list[Cell]],
+    tasks: list[str],
+    notes: dict[str, str],
+) -> list[ClaimRow]:
+    """The ``all`` row and one row per task (tasks without cells are left out)."""
+    per_task = {task: cells_of(task) for task in tasks}
+    per_task = {task: cells for task, cells in per_task.items() if cells}
+    if not per_task:
+        return []
+    every = [cell for cells in per_task.values() for cell in cells]
+    summary = [
+        f"{task} {verdict(c.outcome for c in cells)} ({_count_phrase(cells)})"
+        for task, cells in per_task.items()
+    ]
+    rows = [
+        ClaimRow(
+            claim,
+            ALL_TASKS,
+            _evidence(every, notes[ALL_TASKS], summary),
+            verdict(c.outcome for c in every),
+        )
+    ]
+    for task, cells in per_task.items():
+        evidence = _evidence(cells, notes[task], [c.text for c in cells])
+        rows.append(ClaimRow(claim, task, evidence, verdict(c.outcome for c in cells)))
+    return rows
+
+
+def check_claims(
+    collection: Collection, reference: Reference, scale: PaperScale | None
+) -> list[ClaimRow]:
+    """Every claim of :data:`CLAIMS` checked on the runs of ``collection``.
+
+    Args:
+        collection: the runs (missing ones included).
+        reference: the paper's printed values (rows of claim ``reference`` only where given).
+        scale: the paper's scale, or None to leave it unjudged.
+
+    Returns:
+        Rows in :data:`CLAIMS` order, each claim's ``all`` row first, then tasks in paper order.
+    """
+    runs = _Runs(collection)
+    tasks = runs.tasks()
+    summaries = {
+        task: _scale_summary(runs.runs[runs.runs["task"] == task], scale) for task in tasks
+    }
+    summaries[ALL_TASKS] = _scale_summary(runs.runs, scale)
+    notes = {key: summary.note() for key, summary in summaries.items()}
+    makers: dict[str, Callable[[str], list[Cell]]] = {
+        "quality": lambda task: _quality_cells(runs, task, _twin),
+        "quality_vs_siren": lambda task: _quality_cells(runs, task, _baseline("siren")),
+        "quality_vs_ffn": lambda task: _quality_cells(runs, task, _baseline("ffn")),
+        "speed": lambda task: _cost_cells(runs, task, "speed"),
+        "memory": lambda task: _cost_cells(runs, task, "memory"),
+        "amortization": lambda task: _amortization_cells(runs, task),
+        "reference": lambda task: _reference_cells(runs, task, reference),
+    }
+    rows: list[ClaimRow] = []
+    for claim in CLAIMS:
+        if claim == "scale":
+            if tasks:
+                rows += [_scale_row(key, summaries[key], scale) for key in [ALL_TASKS, *tasks]]
+            continue
+        rows += _claim_rows(claim, makers[claim], tasks, notes)
+    return rows
+
+
+def claims_frame(rows: list[ClaimRow]) -> pd.DataFrame:
+    """The rows as the ``claims.csv`` frame (columns :data:`CLAIM_COLUMNS`)."""
+    return pd.DataFrame(
+        [[row.claim, row.task, row.evidence, row.verdict] for row in rows],
+        columns=list(CLAIM_COLUMNS),
+    )
+
+
+def scale_sentence(rows: list[ClaimRow]) -> str:
+    """One sentence on the paper's scale of all runs, for the top of the claims table."""
+    overall = next((r.verdict for r in rows if r.claim == "scale" and r.task == ALL_TASKS), None)
+    return {
+        "supported": "Every run is at the paper's scale.",
+        "not supported": (
+            "No run is at the paper's scale (claim scale): every verdict below describes these "
+            "runs and none is a verdict on the paper."
+        ),
+        "mixed": (
+            "Only some runs are at the paper's scale (claim scale): read each verdict as one on "
+            "these runs, not on the paper."
+        ),
+    }.get(overall or "", "The paper's scale was not judged.")
