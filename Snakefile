@@ -1,5 +1,5 @@
 """(Implicit)^2 reproduction: raw data -> prepared arrays -> training runs -> metrics -> tables,
-figures and results/tables/paper.tex. The grid and all logic live in implicit2.config (load and
+the paper's claims checked, figures, results/tables/paper.tex and (with pdflatex) paper.pdf. The grid and all logic live in implicit2.config (load and
 validate), implicit2.config_grid (the runs), implicit2.config_settings (--hparams, --spec,
 resources) and implicit2.workflow_paths (outputs and targets); the rules in workflow/rules/ only
 call `python -m implicit2 COMMAND`.
@@ -10,6 +10,7 @@ call `python -m implicit2 COMMAND`.
 """
 
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -75,4 +76,4 @@ include: "workflow/rules/bench.smk"
 rule all:
     default_target: True
     input:
-        i2paths.final_targets(CONFIG),
+        i2paths.final_targets(CONFIG, pdf=PDFLATEX_FOUND),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ PAPER_DATASETS = {
 }
 MODELS = 2 * 3 * 3 + 2 * 3
 TASKS = list(PAPER_DATASETS)
+#: `all` builds paper.pdf only where pdflatex is installed.
+PDF_JOBS = int(shutil.which("pdflatex") is not None)
 
 
 def environment() -> dict[str, str]:
@@ -90,9 +93,10 @@ def test_full_grid_dry_run(tmp_path):
         "evaluate": runs,
         "table": len(TASKS),
         "paper": 1,
+        **({"paper_pdf": 1} if PDF_JOBS else {}),
         "figures": len(TASKS),
         "all": 1,
-        "total": 2 * datasets + 2 * runs + 2 * len(TASKS) + 2,
+        "total": 2 * datasets + 2 * runs + 2 * len(TASKS) + 2 + PDF_JOBS,
     }
 
 
@@ -111,6 +115,12 @@ def test_paper_tex_target_dry_run(tmp_path):
     runs = sum(PAPER_DATASETS.values()) * MODELS
     assert counts["paper"] == 1 and counts["train"] == counts["evaluate"] == runs
     assert "figures" not in counts and "table" not in counts and "all" not in counts
+
+
+def test_paper_pdf_target_builds_every_figure_first(tmp_path):
+    counts = dry_run(tmp_path, "results/tables/paper.pdf", configfile=DEMO)
+    assert counts["paper_pdf"] == counts["paper"] == 1
+    assert counts["figures"] == len(TASKS) and "table" not in counts and "all" not in counts
 
 
 def test_table_target_rule_builds_one_task(tmp_path):
@@ -254,6 +264,10 @@ def test_end_to_end_tiny_config(tmp_path):
     tables = tmp_path / "results" / "tables"
     paper = (tables / "paper.tex").read_text(encoding="utf-8")
     assert "\\begin{document}" in paper or "\\begin{table" in paper
+    assert paper.index("\\section*{Claims}") < paper.index("\\begin{table}")
+    claims = (tables / "claims.csv").read_text(encoding="utf-8")
+    assert claims.startswith("claim,task,evidence,verdict") and "\nscale,all," in claims
+    assert (tables / "paper.pdf").is_file() == bool(PDF_JOBS)
     for task in TASKS:
         assert (tables / f"{task}.csv").stat().st_size > 0
         for kind in ("curves", "cost", "reconstructions"):
@@ -279,6 +293,6 @@ def test_end_to_end_tiny_config(tmp_path):
     built = snakemake(tmp_path, "--report", str(report), configfile=configfile)
     assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
     html = report.read_text(encoding="utf-8")
-    assert "Tables" in html and "Figures" in html
+    assert "Claims" in html and "Tables" in html and "Figures" in html
     for task in TASKS:
         assert task in html
