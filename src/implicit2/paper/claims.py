@@ -16,6 +16,7 @@ every rule and threshold; :data:`CLAIMS` states the claims.
 from __future__ import annotations
 
 import math
+import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from implicit2.paper import latex
 from implicit2.paper.collect import Collection
 from implicit2.paper.names import ModelName, headline_metrics, parse_model, task_sort_key
 from implicit2.paper.reference import Reference
@@ -61,19 +63,26 @@ AMORTIZED_STEP_RATIO = 2.0
 
 Outcome = Literal["holds", "fails", "unclear", "missing"]
 _MIB = 2**20
-#: (metric, unit, decimals) of the quality comparisons.
-_METRIC_FORMAT: dict[str, tuple[str, int]] = {
-    "psnr": (" dB", 2),
-    "iou_easy": ("", 3),
-    "iou_hard": ("", 3),
-}
-#: (column, what, unit, scale, decimals) of the cost comparisons per claim.
-_COST_QUANTITIES: dict[str, tuple[tuple[str, str, str, float, int], ...]] = {
+
+
+@dataclass(frozen=True)
+class _Quantity:
+    """How a compared number is written: unit, factor to that unit, decimals."""
+
+    unit: str = ""
+    factor: float = 1.0
+    decimals: int = 3
+
+
+#: The headline metrics as the quality and reference cells write them.
+_METRICS: dict[str, _Quantity] = {"psnr": _Quantity(" dB", decimals=2)}
+#: (run-level column, what it is, how it is written) of the cost claims.
+_COSTS: dict[str, tuple[tuple[str, str, _Quantity], ...]] = {
     "speed": (
-        ("step_seconds_median", "time per step", " ms", 1e3, 2),
-        ("train_seconds", "train time", " s", 1.0, 1),
+        ("step_seconds_median", "time per step", _Quantity(" ms", 1e3, 2)),
+        ("train_seconds", "train time", _Quantity(" s", 1.0, 1)),
     ),
-    "memory": (("peak_memory_bytes", "peak memory", " MiB", 1.0 / _MIB, 1),),
+    "memory": (("peak_memory_bytes", "peak memory", _Quantity(" MiB", 1.0 / _MIB, 1)),),
 }
 
 
@@ -171,37 +180,42 @@ class _Runs:
             seeds = sorted(group.loc[group["status"] == status, "seed"])
             if seeds:
                 what = "finished without this number" if status == "ok" else status
-                parts.append(
-                    f"{what} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
-                )
+                parts.append(f"{what} ({latex.seeds_phrase(seeds)})")
         return f"{model} {'; '.join(parts)}"
 
 
-def _paired(
-    first: dict[int, float], second: dict[int, float], combine: Callable[[float, float], float]
-) -> tuple[list[int], list[float]]:
-    seeds = sorted(set(first) & set(second))
-    return seeds, [combine(first[s], second[s]) for s in seeds]
+def _compare(
+    runs: _Runs,
+    task: str,
+    dataset: str,
+    label: str,
+    numbers: dict[str, dict[int, float]],
+    quantity: _Quantity,
+    lower_is_better: bool = False,
+) -> Cell:
+    """One cell: the first model's per-seed numbers against the second's, paired by seed.
 
-
-def _mean(values: dict[int, float], seeds: list[int]) -> float:
-    return sum(values[s] for s in seeds) / len(seeds)
-
-
-def _pair_numbers(
-    runs: _Runs, task: str, dataset: str, pair: tuple[str, str], read: Callable[..., dict]
-) -> tuple[dict[int, float], dict[int, float]] | str:
-    """Per-seed numbers of both models, or why a cell cannot be formed."""
-    models = runs.models(task, dataset)
-    found = []
-    for model in pair:
-        values = read(task, dataset, model) if model in models else {}
+    Higher-is-better numbers compare by their difference (the cell holds above 0), costs by
+    their ratio (it holds under 1).
+    """
+    (first, ours), (second, theirs) = numbers.items()
+    for model, values in numbers.items():
         if not values:
-            return runs.why_empty(task, dataset, model)
-        found.append(values)
-    if not set(found[0]) & set(found[1]):
-        return f"no seed finished for both {pair[0]} and {pair[1]}"
-    return found[0], found[1]
+            return Cell(task, "missing", f"{label}: {runs.why_empty(task, dataset, model)}")
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return Cell(task, "missing", f"{label}: no seed finished for both {first} and {second}")
+    digits = quantity.decimals
+    if lower_is_better:
+        spread = estimate([ours[s] / theirs[s] for s in seeds])
+        outcome, change = spread.side(1.0, False), f"{spread.mean:.2f}x{spread.plus_minus(2)}"
+    else:
+        spread = estimate([(ours[s] - theirs[s]) * quantity.factor for s in seeds])
+        outcome = spread.side(0.0, True)
+        change = f"{spread.mean:+.{digits}f}{spread.plus_minus(digits)}"
+    mine, other = (statistics.fmean(v[s] for s in seeds) * quantity.factor for v in (ours, theirs))
+    text = f"{label}: {mine:.{digits}f} vs {other:.{digits}f}{quantity.unit} ({change})"
+    return Cell(task, outcome, text, len(seeds))
 
 
 # ---- quality ---------------------------------------------------------------------------------
@@ -229,24 +243,9 @@ def _quality_cells(runs: _Runs, task: str, opponent: Callable[[ModelName], str])
                 label = f"{dataset} {model.filter} {model.size}"
                 if len(metrics) > 1:
                     label += f" {metric}"
-
-                def read(t: str, d: str, m: str, metric: str = metric) -> dict[int, float]:
-                    return runs.metric(t, d, m, metric)
-
-                numbers = _pair_numbers(runs, task, dataset, (name, other), read)
-                if isinstance(numbers, str):
-                    cells.append(Cell(task, "missing", f"{label}: {numbers}"))
-                    continue
-                ours, theirs = numbers
-                seeds, diffs = _paired(ours, theirs, lambda a, b: a - b)
-                unit, decimals = _METRIC_FORMAT.get(metric, ("", 3))
-                spread = estimate(diffs)
-                text = (
-                    f"{label}: {_mean(ours, seeds):.{decimals}f} vs "
-                    f"{_mean(theirs, seeds):.{decimals}f}{unit} "
-                    f"({spread.mean:+.{decimals}f}{spread.plus_minus(decimals)})"
-                )
-                cells.append(Cell(task, spread.side(0.0, True), text, len(seeds)))
+                numbers = {m: runs.metric(task, dataset, m, metric) for m in (name, other)}
+                quantity = _METRICS.get(metric, _Quantity())
+                cells.append(_compare(runs, task, dataset, label, numbers, quantity))
     return cells
 
 
@@ -274,25 +273,10 @@ def _cost_cells(runs: _Runs, task: str, claim: str) -> list[Cell]:
                 text = f"{dataset} {name}: no run of mfn-{model.filter}-NL{model.width}D, N > 1"
                 cells.append(Cell(task, "missing", text))
             for other in deep:
-                for column, what, unit, scale, decimals in _COST_QUANTITIES[claim]:
+                for column, what, quantity in _COSTS[claim]:
                     label = f"{dataset} {model.filter} {model.size} vs {other.size}, {what}"
-
-                    def read(t: str, d: str, m: str, column: str = column) -> dict[int, float]:
-                        return runs.column(t, d, m, column)
-
-                    numbers = _pair_numbers(runs, task, dataset, (name, other.name), read)
-                    if isinstance(numbers, str):
-                        cells.append(Cell(task, "missing", f"{label}: {numbers}"))
-                        continue
-                    ours, theirs = numbers
-                    seeds, ratios = _paired(ours, theirs, lambda a, b: a / b)
-                    spread = estimate(ratios)
-                    text = (
-                        f"{label}: {_mean(ours, seeds) * scale:.{decimals}f} vs "
-                        f"{_mean(theirs, seeds) * scale:.{decimals}f}{unit} "
-                        f"({spread.mean:.2f}x{spread.plus_minus(2)})"
-                    )
-                    cells.append(Cell(task, spread.side(1.0, False), text, len(seeds)))
+                    numbers = {m: runs.column(task, dataset, m, column) for m in (name, other.name)}
+                    cells.append(_compare(runs, task, dataset, label, numbers, quantity, True))
     return cells
 
 
@@ -315,10 +299,10 @@ def _later_iterations(mean: float, first: float, steps: Any) -> float:
 def _amortization_cell(runs: _Runs, task: str, dataset: str, name: str) -> Cell | None:
     """One DEQ's amortization (None when it trained without amortization: not this claim)."""
     finished = runs.finished(task, dataset, name)
-    amortized = finished[[bool(h.get("amortize")) for h in finished["hparams"]]]
     label = f"{dataset} {parse_model(name).filter} {parse_model(name).size}"
     if finished.empty:
         return Cell(task, "missing", f"{label}: {runs.why_empty(task, dataset, name)}")
+    amortized = finished[finished["hparams"].map(lambda hparams: bool(hparams.get("amortize")))]
     if amortized.empty:
         return None
     recorded = amortized[amortized["solver_steps_mean"].notna()]
@@ -345,7 +329,8 @@ def _amortization_cell(runs: _Runs, task: str, dataset: str, name: str) -> Cell 
         if not math.isnan(v)
     }
     twin_steps = runs.column(task, dataset, twin, "step_seconds_median")
-    seeds, ratios = _paired(deq_steps, twin_steps, lambda a, b: a / b)
+    seeds = sorted(set(deq_steps) & set(twin_steps))
+    ratios = [deq_steps[s] / twin_steps[s] for s in seeds]
     if not seeds:
         why = runs.why_empty(task, dataset, twin) if not twin_steps else "no common seed"
         text = f"{label}: no solver_steps_mean and no explicit twin to time against ({why})"
@@ -386,12 +371,13 @@ def _reference_cells(runs: _Runs, task: str, reference: Reference) -> list[Cell]
         if not ours:
             cells.append(Cell(task, "missing", f"{label}: {runs.why_empty(task, dataset, model)}"))
             continue
-        unit, decimals = _METRIC_FORMAT.get(metric, ("", 3))
+        quantity = _METRICS.get(metric, _Quantity())
+        digits = quantity.decimals
         spread = estimate([value - printed for value in ours.values()])
         outcome: Outcome = "fails" if spread.side(0.0, True) == "fails" else "holds"
         text = (
-            f"{label}: {spread.mean + printed:.{decimals}f} vs paper {printed:g}{unit} "
-            f"({spread.mean:+.{decimals}f}{spread.plus_minus(decimals)})"
+            f"{label}: {spread.mean + printed:.{digits}f} vs paper {printed:g}{quantity.unit} "
+            f"({spread.mean:+.{digits}f}{spread.plus_minus(digits)})"
         )
         cells.append(Cell(task, outcome, text, len(ours)))
     return cells

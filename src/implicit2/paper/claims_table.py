@@ -13,17 +13,17 @@ from implicit2.paper.claims import ALL_TASKS, CLAIMS, ClaimRow
 from implicit2.paper.names import task_title
 
 INTRO = (
-    "Each claim of the paper is checked on the runs behind this document. A claim is broken into "
-    "comparisons on single datasets (cells); a verdict is supported or not supported when every "
-    "cell agrees, mixed when some cells hold and others fail, and not enough runs when a cell "
-    "has no finished run or its difference lies within seed noise (with three or more seeds the "
-    "95% t-interval over seeds decides, with fewer the sign of the difference, and the evidence "
-    "says so). docs/claims.md gives every rule."
+    "Each claim of the paper is checked on the runs behind this document, one comparison per "
+    "dataset (a cell). Verdict: supported or not supported when every cell agrees, mixed when "
+    "some cells hold and others fail, not enough runs when a cell has no finished run or its "
+    "difference lies within seed noise. With three or more seeds the 95% t-interval over seeds "
+    "decides; with fewer there is no seed spread, the value alone decides and the evidence says "
+    "so. docs/claims.md gives every rule."
 )
 _COLUMNS = (
-    r"@{}>{\raggedright\arraybackslash}p{0.17\linewidth}"
-    r">{\raggedright\arraybackslash}p{0.12\linewidth}"
-    r">{\raggedright\arraybackslash}p{0.63\linewidth}@{}"
+    r"@{}>{\raggedright\arraybackslash}p{0.16\linewidth}"
+    r">{\raggedright\arraybackslash}p{0.14\linewidth}"
+    r">{\raggedright\arraybackslash}p{0.62\linewidth}@{}"
 )
 
 
