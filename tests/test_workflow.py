@@ -43,7 +43,11 @@ def environment() -> dict[str, str]:
 
 
 def snakemake(
-    workdir: Path, *args: str, configfile: Path | None = FULL, timeout: float = 300
+    workdir: Path,
+    *args: str,
+    configfile: Path | None = FULL,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run this repository's workflow with ``workdir`` as its working directory."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
@@ -55,7 +59,7 @@ def snakemake(
         command,
         capture_output=True,
         text=True,
-        env=environment(),
+        env=environment() if env is None else env,
         timeout=timeout,
         check=False,
         cwd=workdir,
@@ -121,6 +125,28 @@ def test_paper_pdf_target_builds_every_figure_first(tmp_path):
     counts = dry_run(tmp_path, "results/tables/paper.pdf", configfile=DEMO)
     assert counts["paper_pdf"] == counts["paper"] == 1
     assert counts["figures"] == len(TASKS) and "table" not in counts and "all" not in counts
+
+
+def path_without(program: str, folder: Path) -> str:
+    """A PATH with every tool of this one but ``program``: links to them all in ``folder``."""
+    folder.mkdir()
+    for directory in reversed(environment()["PATH"].split(os.pathsep)):  # earlier ones win
+        tools = Path(directory).iterdir() if Path(directory).is_dir() else []
+        for tool in tools:
+            if tool.name != program and tool.is_file() and os.access(tool, os.X_OK):
+                (folder / tool.name).unlink(missing_ok=True)
+                (folder / tool.name).symlink_to(tool)
+    return str(folder)
+
+
+def test_without_pdflatex_all_leaves_out_the_pdf_and_says_why(tmp_path):
+    env = {**environment(), "PATH": path_without("pdflatex", tmp_path / "bin")}
+    result = snakemake(tmp_path, "-n", configfile=DEMO, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "pdflatex not found: results/tables/paper.pdf is not built" in output
+    counts = job_counts(output)
+    assert "paper_pdf" not in counts and counts["paper"] == 1
 
 
 def test_table_target_rule_builds_one_task(tmp_path):
