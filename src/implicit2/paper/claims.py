@@ -28,7 +28,7 @@ from implicit2.paper import latex
 from implicit2.paper.collect import Collection
 from implicit2.paper.names import ModelName, headline_metrics, parse_model, task_sort_key
 from implicit2.paper.reference import Reference
-from implicit2.paper.scale import PaperScale
+from implicit2.paper.scale import PaperScale, summarize_scale
 from implicit2.paper.seeds import estimate, seeds_phrase
 
 CLAIM_COLUMNS: tuple[str, ...] = ("claim", "task", "evidence", "verdict")
@@ -55,7 +55,7 @@ CLAIMS: dict[str, str] = {
     "reference": "Our results reach the paper's printed values (ours - paper).",
 }
 
-#: Amortization holds when a step after the first needs at most this many solver iterations.
+#: Amortization holds when the steps after the first need fewer solver iterations than this.
 AMORTIZED_ITERATIONS = 1.5
 #: Without ``solver_steps_mean``: a median DEQ step must cost under this multiple of its explicit
 #: twin's step (one application of the same network) to count as about one iteration.
@@ -383,92 +383,6 @@ def _reference_cells(runs: _Runs, task: str, reference: Reference) -> list[Cell]
     return cells
 
 
-# ---- scale -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _ScaleSummary:
-    """The paper-scale check of a set of runs."""
-
-    judged: bool
-    existing: int
-    at_scale: int
-    missing: int
-    reasons: Counter[tuple[str, str]]
-
-    def note(self) -> str:
-        """The opening words of every other claim's evidence."""
-        if not self.judged:
-            return "Paper scale not judged (no paper config). "
-        if not self.existing:
-            return "No run to judge the paper's scale by. "
-        if self.at_scale == self.existing:
-            return "At the paper's scale. "
-        if self.at_scale == 0:
-            return "Below the paper's scale: a verdict on these runs, not on the paper. "
-        return (
-            f"Only {self.at_scale} of {self.existing} runs at the paper's scale: a verdict on "
-            "these runs, not on the paper. "
-        )
-
-
-_REASON_WORDS: dict[str, str] = {
-    "task": "task not in the paper",
-    "dataset": "dataset not in the paper's grid",
-    "size": "model size not in the paper's grid",
-    "steps": "steps",
-    "batch": "batch",
-}
-
-
-def _scale_summary(runs: pd.DataFrame, scale: PaperScale | None) -> _ScaleSummary:
-    existing = runs[runs["status"] != "missing"]
-    reasons: Counter[tuple[str, str]] = Counter()
-    at_scale = 0
-    if scale is not None:
-        for row in existing.itertuples(index=False):
-            found = scale.shortfalls(row.task, row.dataset, row.model, row.hparams)
-            at_scale += not found
-            reasons.update((f.kind, f.text) for f in found)
-    return _ScaleSummary(
-        scale is not None, len(existing), at_scale, len(runs) - len(existing), reasons
-    )
-
-
-def _scale_row(task: str, summary: _ScaleSummary, scale: PaperScale | None) -> ClaimRow:
-    if scale is None:
-        evidence = (
-            "No paper config given, so the paper's scale was not judged "
-            "(implicit2 tables --paper-config config/config.yaml)."
-        )
-        return ClaimRow("scale", task, evidence, "not enough runs")
-    parts = [
-        f"{summary.at_scale} of {summary.existing} runs at the paper's scale "
-        f"(against {scale.name}; data judged by dataset name)"
-    ]
-    kinds = dict.fromkeys(kind for kind, _ in sorted(summary.reasons, key=_reason_order))
-    for kind in kinds:
-        items = [
-            f"{text} ({count} run{'s' if count > 1 else ''})"
-            for (k, text), count in sorted(summary.reasons.items())
-            if k == kind
-        ]
-        parts.append(f"{_REASON_WORDS[kind]}: {', '.join(items)}")
-    if summary.missing:
-        parts.append(f"{summary.missing} runs missing")
-    if summary.existing == 0:
-        result = "not enough runs"
-    elif summary.at_scale == summary.existing:
-        result = "supported"
-    else:
-        result = "not supported" if summary.at_scale == 0 else "mixed"
-    return ClaimRow("scale", task, "; ".join(parts) + ".", result)
-
-
-def _reason_order(reason: tuple[str, str]) -> int:
-    return list(_REASON_WORDS).index(reason[0])
-
-
 # ---- rows ------------------------------------------------------------------------------------
 
 
@@ -545,9 +459,9 @@ def check_claims(
     runs = _Runs(collection)
     tasks = runs.tasks()
     summaries = {
-        task: _scale_summary(runs.runs[runs.runs["task"] == task], scale) for task in tasks
+        task: summarize_scale(runs.runs[runs.runs["task"] == task], scale) for task in tasks
     }
-    summaries[ALL_TASKS] = _scale_summary(runs.runs, scale)
+    summaries[ALL_TASKS] = summarize_scale(runs.runs, scale)
     notes = {key: summary.note() for key, summary in summaries.items()}
     makers: dict[str, Callable[[str], list[Cell]]] = {
         "quality": lambda task: _quality_cells(runs, task, _twin),
@@ -562,7 +476,10 @@ def check_claims(
     for claim in CLAIMS:
         if claim == "scale":
             if tasks:
-                rows += [_scale_row(key, summaries[key], scale) for key in [ALL_TASKS, *tasks]]
+                rows += [
+                    ClaimRow(claim, key, summaries[key].evidence(), summaries[key].verdict())
+                    for key in [ALL_TASKS, *tasks]
+                ]
             continue
         rows += _claim_rows(claim, makers[claim], tasks, notes)
     return rows

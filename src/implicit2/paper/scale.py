@@ -7,15 +7,21 @@ the paper's scale when its dataset is in the paper's grid for its task, its mode
 paper's grid for that dataset, it trained at least the paper's steps, and with the paper's batch
 (full batch, or at least as many points per step). The prepared data's resolution is not in
 metrics.json, so data is judged by the dataset's name only.
+
+:func:`summarize_scale` checks a set of runs; its :class:`ScaleSummary` gives the ``scale`` claim's
+verdict and evidence, and the note that opens every other claim's evidence.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from implicit2.config import ConfigError, load_config
 from implicit2.config_grid import expand_grid, task_datasets
@@ -95,6 +101,97 @@ class PaperScale:
             elif not isinstance(batch, int) or batch < paper_batch:
                 found.append(Shortfall("batch", f"{batch} < {paper_batch} points"))
         return found
+
+
+#: How the evidence names each kind of shortfall, in the order it lists them.
+SHORTFALL_WORDS: dict[str, str] = {
+    "task": "task not in the paper",
+    "dataset": "dataset not in the paper's grid",
+    "size": "model size not in the paper's grid",
+    "steps": "steps",
+    "batch": "batch",
+}
+
+
+@dataclass(frozen=True)
+class ScaleSummary:
+    """The paper-scale check of a set of runs (one task's, or all).
+
+    Attributes:
+        source: the paper config as the evidence names it; None when the scale was not judged.
+        existing: runs with a metrics.json (finished or diverged).
+        at_scale: how many of them are at the paper's scale.
+        missing: runs without a metrics.json.
+        shortfalls: (kind, text) → how many runs fall short that way.
+    """
+
+    source: str | None
+    existing: int
+    at_scale: int
+    missing: int
+    shortfalls: Counter[tuple[str, str]]
+
+    def verdict(self) -> str:
+        """``supported`` when every run is at the paper's scale, ``not supported`` when none is,
+        ``mixed`` in between, ``not enough runs`` without runs or without a paper config."""
+        if self.source is None or not self.existing:
+            return "not enough runs"
+        if self.at_scale == self.existing:
+            return "supported"
+        return "not supported" if self.at_scale == 0 else "mixed"
+
+    def evidence(self) -> str:
+        """How many runs are at the paper's scale, and how the others fall short."""
+        if self.source is None:
+            return (
+                "No paper config given, so the paper's scale was not judged "
+                "(implicit2 tables --paper-config config/config.yaml)."
+            )
+        parts = [
+            f"{self.at_scale} of {self.existing} runs at the paper's scale "
+            f"(against {self.source}; data judged by dataset name)"
+        ]
+        for kind, words in SHORTFALL_WORDS.items():
+            items = [
+                f"{text} ({count} run{'s' if count > 1 else ''})"
+                for (found, text), count in sorted(self.shortfalls.items())
+                if found == kind
+            ]
+            if items:
+                parts.append(f"{words}: {', '.join(items)}")
+        if self.missing:
+            parts.append(f"{self.missing} runs missing")
+        return "; ".join(parts) + "."
+
+    def note(self) -> str:
+        """The opening words of every other claim's evidence about the same runs."""
+        if self.source is None:
+            return "Paper scale not judged (no paper config). "
+        if not self.existing:
+            return "No run to judge the paper's scale by. "
+        if self.at_scale == self.existing:
+            return "At the paper's scale. "
+        if self.at_scale == 0:
+            return "Below the paper's scale: a verdict on these runs, not on the paper. "
+        return (
+            f"Only {self.at_scale} of {self.existing} runs at the paper's scale: a verdict on "
+            "these runs, not on the paper. "
+        )
+
+
+def summarize_scale(runs: pd.DataFrame, scale: PaperScale | None) -> ScaleSummary:
+    """Check every run of a :class:`~implicit2.paper.collect.Collection` runs frame against the
+    paper's scale (``scale`` None: not judged)."""
+    existing = runs[runs["status"] != "missing"]
+    shortfalls: Counter[tuple[str, str]] = Counter()
+    at_scale = 0
+    if scale is not None:
+        for run in existing.itertuples(index=False):
+            found = scale.shortfalls(run.task, run.dataset, run.model, run.hparams)
+            at_scale += not found
+            shortfalls.update((shortfall.kind, shortfall.text) for shortfall in found)
+    source = None if scale is None else scale.name
+    return ScaleSummary(source, len(existing), at_scale, len(runs) - len(existing), shortfalls)
 
 
 def load_paper_scale(path: str | Path | None) -> PaperScale | None:
