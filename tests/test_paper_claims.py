@@ -20,6 +20,8 @@ from implicit2.paper import pdf as pdf_module
 from implicit2.paper.claims import CLAIM_COLUMNS, VERDICTS
 from implicit2.paper.figures import FIGURES
 from implicit2.paper.pdf import PdflatexMissing, compile_pdf
+from implicit2.paper.scale import load_paper_scale
+from implicit2.paper.seeds import estimate
 
 TASK = "image_representation"
 OCC = "occupancy"
@@ -424,3 +426,23 @@ def test_pdf_without_pdflatex_says_how_to_install_it(tmp_path: Path, monkeypatch
         compile_pdf(tex, tmp_path / "paper.pdf")
     assert main(["pdf", "--tex", str(tex), "--out", str(tmp_path / "paper.pdf")]) == 2
     assert not (tmp_path / "paper.pdf").exists()
+
+
+def test_seed_estimates_without_spread_and_at_the_limit() -> None:
+    single = estimate([0.4])
+    assert single.half_width is None and single.plus_minus(2) == ""
+    assert single.side(0.0, True) == "holds" and single.side(0.0, False) == "fails"
+    assert estimate([1.0, 1.0, 1.0]).side(1.0, True) == "unclear"  # exactly at the limit
+    with pytest.raises(ValueError, match="at least one finite value"):
+        estimate([1.0, math.nan])
+
+
+def test_scale_checks_the_batch_of_minibatch_tasks(tmp_path: Path) -> None:
+    scale = load_paper_scale(None)
+    assert scale is not None  # the checkout's config/config.yaml
+    video = {"steps": 10000, "batch_size": 2048}
+    found = scale.shortfalls("video", "bikes", "deq-fourier-1L1024D", video)
+    assert [(s.kind, s.text) for s in found] == [("batch", "2048 < 65536 points")]
+    for enough in (65536, None):  # the paper's batch, or every point (full batch)
+        run = {**video, "batch_size": enough}
+        assert not scale.shortfalls("video", "bikes", "deq-fourier-1L1024D", run)
