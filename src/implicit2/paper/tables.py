@@ -43,8 +43,7 @@ FIGURE_CAPTIONS: dict[str, tuple[str, float]] = {
         0.4,
     ),
     "reconstructions": (
-        "every run's preview, ground truth beside the reconstruction, labelled dataset / "
-        "model / seed",
+        "every run's preview (ground truth and reconstruction), labelled dataset / model / seed",
         0.8,
     ),
 }
