@@ -1,7 +1,8 @@
 """(Implicit)^2 reproduction: raw data -> prepared arrays -> training runs -> metrics -> tables,
-figures and results/tables/paper.tex. The grid and all logic live in implicit2.pipeline.config (load and
-validate), implicit2.pipeline.grid (the runs), implicit2.pipeline.run_settings (--hparams, --spec,
-resources) and implicit2.pipeline.paths (outputs and targets); the rules in workflow/rules/ only
+the paper's claims checked, figures, results/tables/paper.tex and (with pdflatex) paper.pdf. The
+grid and all logic live in implicit2.pipeline.config (load and validate), implicit2.pipeline.grid
+(the runs), implicit2.pipeline.run_settings (--hparams, --spec, resources) and
+implicit2.pipeline.paths (outputs and targets); the rules in workflow/rules/ only
 call `python -m implicit2 COMMAND`.
 
     snakemake --profile profiles/default                        # the paper's grid
@@ -10,6 +11,7 @@ call `python -m implicit2 COMMAND`.
 """
 
 import shlex
+import shutil
 import sys
 from pathlib import Path
 
@@ -75,4 +77,4 @@ include: "workflow/rules/bench.smk"
 rule all:
     default_target: True
     input:
-        i2paths.final_targets(CONFIG),
+        i2paths.final_targets(CONFIG, pdf=PDFLATEX_FOUND),

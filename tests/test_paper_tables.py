@@ -186,6 +186,8 @@ def expected_image_rows() -> list[dict[str, object]]:
 def test_writes_one_csv_per_task_and_paper(built: dict) -> None:
     out: Path = built["out"]
     assert sorted(p.name for p in out.iterdir()) == [
+        "claims.csv",
+        "claims.html",
         "image_representation.csv",
         "occupancy.csv",
         "paper.tex",
@@ -264,7 +266,7 @@ def test_paper_tex_structure(built: dict) -> None:
     assert "\\usepackage{booktabs}" in tex and tex.rstrip().endswith("\\end{document}")
     assert tex.count("\\begin{table}") == 2  # one results table per task
     assert tex.index("tab:image-representation}") < tex.index("tab:occupancy}")
-    assert tex.count("\\begin{longtable}") == 2  # one cost table per task
+    assert tex.count("\\begin{longtable}") == 3  # the claims, then one cost table per task
     assert "cel_eba" not in tex and "cel\\_eba" in tex  # escaped
     assert tex.isascii()
 
@@ -371,7 +373,13 @@ def test_repository_reference_file_is_valid(tmp_path: Path) -> None:
     paths = write_runs(tmp_path)
     out = tmp_path / "out"
     written = write_tables(paths, out, reference)
-    assert written == [out / f"{IMAGE_TASK}.csv", out / f"{OCC_TASK}.csv", out / "paper.tex"]
+    assert written == [
+        out / f"{IMAGE_TASK}.csv",
+        out / f"{OCC_TASK}.csv",
+        out / "claims.csv",
+        out / "claims.html",
+        out / "paper.tex",
+    ]
 
     frame = pd.read_csv(out / f"{IMAGE_TASK}.csv")
     expected = expected_image_rows()
@@ -404,7 +412,11 @@ def test_repository_reference_file_is_valid(tmp_path: Path) -> None:
     assert (
         f"from {runs} runs: {ok} finished, {len(DIVERGED)} diverged, {len(MISSING)} missing." in tex
     )
-    assert "paper\\_reference.yaml}" in tex and f"({len(given)} given)." in tex
+    assert "paper\\_reference.yaml}" in tex
+    if given:
+        assert f"({len(given)} given); the claims table compares them with ours." in tex
+    else:  # said once, instead of empty reference entries in every table
+        assert "No printed values of the paper were given" in tex and "ref " not in tex
     cells = {(IMAGE_TASK, d, m) for d in DATASETS for m in MODELS}
     cells |= {(OCC_TASK, "dragon", m) for m in OCC_MODELS}
     shown = [key for key in given if key[:3] in cells]

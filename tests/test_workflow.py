@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ PAPER_DATASETS = {
 }
 MODELS = 2 * 3 * 3 + 2 * 3
 TASKS = list(PAPER_DATASETS)
+#: `all` builds paper.pdf only where pdflatex is installed.
+PDF_JOBS = int(shutil.which("pdflatex") is not None)
 
 
 def environment() -> dict[str, str]:
@@ -40,7 +43,11 @@ def environment() -> dict[str, str]:
 
 
 def snakemake(
-    workdir: Path, *args: str, configfile: Path | None = FULL, timeout: float = 300
+    workdir: Path,
+    *args: str,
+    configfile: Path | None = FULL,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run this repository's workflow with ``workdir`` as its working directory."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
@@ -52,7 +59,7 @@ def snakemake(
         command,
         capture_output=True,
         text=True,
-        env=environment(),
+        env=environment() if env is None else env,
         timeout=timeout,
         check=False,
         cwd=workdir,
@@ -90,9 +97,10 @@ def test_full_grid_dry_run(tmp_path):
         "evaluate": runs,
         "table": len(TASKS),
         "paper": 1,
+        **({"paper_pdf": 1} if PDF_JOBS else {}),
         "figures": len(TASKS),
         "all": 1,
-        "total": 2 * datasets + 2 * runs + 2 * len(TASKS) + 2,
+        "total": 2 * datasets + 2 * runs + 2 * len(TASKS) + 2 + PDF_JOBS,
     }
 
 
@@ -111,6 +119,34 @@ def test_paper_tex_target_dry_run(tmp_path):
     runs = sum(PAPER_DATASETS.values()) * MODELS
     assert counts["paper"] == 1 and counts["train"] == counts["evaluate"] == runs
     assert "figures" not in counts and "table" not in counts and "all" not in counts
+
+
+def test_paper_pdf_target_builds_every_figure_first(tmp_path):
+    counts = dry_run(tmp_path, "results/tables/paper.pdf", configfile=DEMO)
+    assert counts["paper_pdf"] == counts["paper"] == 1
+    assert counts["figures"] == len(TASKS) and "table" not in counts and "all" not in counts
+
+
+def path_without(program: str, folder: Path) -> str:
+    """A PATH with every tool of this one but ``program``: links to them all in ``folder``."""
+    folder.mkdir()
+    for directory in reversed(environment()["PATH"].split(os.pathsep)):  # earlier ones win
+        tools = Path(directory).iterdir() if Path(directory).is_dir() else []
+        for tool in tools:
+            if tool.name != program and tool.is_file() and os.access(tool, os.X_OK):
+                (folder / tool.name).unlink(missing_ok=True)
+                (folder / tool.name).symlink_to(tool)
+    return str(folder)
+
+
+def test_without_pdflatex_all_leaves_out_the_pdf_and_says_why(tmp_path):
+    env = {**environment(), "PATH": path_without("pdflatex", tmp_path / "bin")}
+    result = snakemake(tmp_path, "-n", configfile=DEMO, env=env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "pdflatex not found: results/tables/paper.pdf is not built" in output
+    counts = job_counts(output)
+    assert "paper_pdf" not in counts and counts["paper"] == 1
 
 
 def test_table_target_rule_builds_one_task(tmp_path):
@@ -254,6 +290,10 @@ def test_end_to_end_tiny_config(tmp_path):
     tables = tmp_path / "results" / "tables"
     paper = (tables / "paper.tex").read_text(encoding="utf-8")
     assert "\\begin{document}" in paper or "\\begin{table" in paper
+    assert paper.index("\\section*{Claims}") < paper.index("\\begin{table}")
+    claims = (tables / "claims.csv").read_text(encoding="utf-8")
+    assert claims.startswith("claim,task,evidence,verdict") and "\nscale,all," in claims
+    assert (tables / "paper.pdf").is_file() == bool(PDF_JOBS)
     for task in TASKS:
         assert (tables / f"{task}.csv").stat().st_size > 0
         for kind in ("curves", "cost", "reconstructions"):
@@ -279,6 +319,6 @@ def test_end_to_end_tiny_config(tmp_path):
     built = snakemake(tmp_path, "--report", str(report), configfile=configfile)
     assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
     html = report.read_text(encoding="utf-8")
-    assert "Tables" in html and "Figures" in html
+    assert "Claims" in html and "Tables" in html and "Figures" in html
     for task in TASKS:
         assert task in html

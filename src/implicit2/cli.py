@@ -18,8 +18,9 @@ COMMANDS: dict[str, str] = {
     "prepare": "turn raw files into the canonical results/data/{task}/{dataset}.npz",
     "train": "train one model on one prepared dataset (one run directory)",
     "evaluate": "evaluate a trained run: metrics.json and reconstructions",
-    "tables": "collect metrics.json files into per-task CSVs and paper.tex",
+    "tables": "collect metrics.json files into per-task CSVs, the claims checked and paper.tex",
     "figures": "draw curves, cost bars and reconstruction grids",
+    "pdf": "compile paper.tex and the figures it includes into paper.pdf (needs pdflatex)",
     "fit": "fit a model to your own file (image, audio, video or mesh) without Snakemake",
     "bench": "speed and memory benchmarks",
 }

@@ -55,6 +55,27 @@ def tables_dir(wildcards):
     return str(Path(i2paths.PAPER_TEX).parent)
 
 
+def figures_root(wildcards):
+    """The folder that holds every task's figure folder (results/figures)."""
+    return str(Path(i2paths.FIGURE_DIR).parent)
+
+
+def paper_figures(wildcards):
+    """The figure PDFs that paper.tex includes (every planned task's)."""
+    return [path for path in i2paths.figure_paths(CONFIG) if path.endswith(".pdf")]
+
+
+def paper_config_path():
+    """config/config.yaml, the paper's grid, which decides whether runs are at the paper's
+    scale: in the working directory, else beside the Snakefile (for --directory elsewhere).
+    """
+    local = Path("config") / "config.yaml"
+    return str(local if local.is_file() else Path(workflow.basedir) / local)
+
+
+PAPER_CONFIG = paper_config_path()
+
+
 def figures_dir(wildcards):
     """The folder of one task's figures."""
     return i2paths.FIGURE_DIR.format(task=wildcards.task)

@@ -30,6 +30,9 @@ COST_KEYS: tuple[str, ...] = (
     "train_seconds",
     "inference_seconds",
 )
+#: Run-level numbers that only the claims read (not in the per-task CSV); runs that predate a key
+#: leave it NaN. ``solver_steps_mean``: mean forward solver iterations per training step.
+CLAIM_KEYS: tuple[str, ...] = ("solver_steps_mean",)
 STATUSES: tuple[str, ...] = ("ok", "diverged", "missing")
 _REQUIRED: tuple[str, ...] = ("task", "dataset", "model", "seed", "status")
 
@@ -42,6 +45,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "path",
     "n_signals",
     *COST_KEYS,
+    *CLAIM_KEYS,
+    "hparams",
 )
 VALUE_COLUMNS: tuple[str, ...] = ("task", "dataset", "model", "seed", "metric", "signal", "value")
 
@@ -51,7 +56,8 @@ class Collection:
     """Everything the tables and figures need from a set of runs.
 
     Attributes:
-        runs: one row per run; columns :data:`RUN_COLUMNS`, ``status`` ∈ :data:`STATUSES`.
+        runs: one row per run; columns :data:`RUN_COLUMNS`, ``status`` ∈ :data:`STATUSES`;
+            ``hparams`` is the run's recorded training settings (a dict, empty when missing).
         values: one row per (run, headline metric, signal) of the finished runs; columns
             :data:`VALUE_COLUMNS`.
     """
@@ -104,7 +110,9 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "path": str(path),
         "n_signals": len(signal_names) if isinstance(signal_names, list) else 0,
     }
-    row.update({key: _number(payload.get(key)) for key in COST_KEYS})
+    row.update({key: _number(payload.get(key)) for key in (*COST_KEYS, *CLAIM_KEYS)})
+    hparams = payload.get("hparams")
+    row["hparams"] = hparams if isinstance(hparams, dict) else {}
     values: list[dict[str, Any]] = []
     if status == "ok":
         for metric in headline_metrics(task):
@@ -134,7 +142,8 @@ def _missing_run(path: Path) -> dict[str, Any]:
         "path": str(path),
         "n_signals": 0,
     }
-    row.update(dict.fromkeys(COST_KEYS, math.nan))
+    row.update(dict.fromkeys((*COST_KEYS, *CLAIM_KEYS), math.nan))
+    row["hparams"] = {}
     return row
 
 

@@ -1,7 +1,7 @@
 """LaTeX primitives: escaping, number formatting, footnote marks and the document around tables.
 
 Only packages from Debian's ``texlive-latex-base`` and ``texlive-latex-recommended`` are used
-(booktabs, float, longtable, graphicx, geometry), and the output is plain ASCII.
+(array, booktabs, float, longtable, graphicx, geometry), and the output is plain ASCII.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ _SPECIALS: dict[str, str] = {
 DASH = "---"
 PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[margin=2cm]{geometry}
+\usepackage{array}
 \usepackage{booktabs}
 \usepackage{float}
 \usepackage{longtable}
@@ -116,6 +117,22 @@ def fit_width(body: str) -> str:
     """Shrink a tabular to the line width only when it is wider (graphicx ``\\resizebox``)."""
     return (
         f"\\resizebox{{\\ifdim\\width>\\linewidth\\linewidth\\else\\width\\fi}}{{!}}{{%\n{body}}}\n"
+    )
+
+
+def figure(path: str, caption: str, height: float) -> str:
+    """A figure of the graphic at ``path`` (relative to the .tex file), at most the line width and
+    ``height`` times the text height; a framed note instead when the file is absent at compile
+    time, so the document always compiles."""
+    graphic = (
+        f"\\includegraphics[width=\\linewidth,height={height}\\textheight,keepaspectratio]"
+        f"{{{path}}}"
+    )
+    note = f"\\fbox{{figure not built: \\texttt{{{escape(path)}}}}}"
+    return (
+        "\\begin{figure}[H]\n\\centering\n"
+        f"\\IfFileExists{{{path}}}{{{graphic}}}{{{note}}}\n"
+        f"\\caption{{{caption}}}\n\\end{{figure}}\n"
     )
 
 

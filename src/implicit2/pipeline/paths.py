@@ -18,6 +18,7 @@ RAW_DIR = "resources/raw/{dataset}"
 RUN_DIR = "results/runs/{task}/{dataset}/{model}/seed{seed}"
 TABLE = "results/tables/{task}.csv"
 PAPER_TEX = "results/tables/paper.tex"
+PAPER_PDF = "results/tables/paper.pdf"
 FIGURE_DIR = "results/figures/{task}"
 FIGURE_KINDS: tuple[str, ...] = ("curves", "cost", "reconstructions")
 FIGURE_FORMATS: tuple[str, ...] = ("pdf", "png")
@@ -69,9 +70,10 @@ def figure_paths(config: Mapping[str, Any], task: str | None = None) -> list[str
     ]
 
 
-def final_targets(config: Mapping[str, Any]) -> list[str]:
-    """What ``rule all`` builds: per-task tables, ``paper.tex`` and the figures."""
-    return [*table_paths(config), PAPER_TEX, *figure_paths(config)]
+def final_targets(config: Mapping[str, Any], pdf: bool = False) -> list[str]:
+    """What ``rule all`` builds: per-task tables, ``paper.tex``, the figures and, with ``pdf``
+    (pdflatex installed), ``paper.pdf``."""
+    return [*table_paths(config), PAPER_TEX, *figure_paths(config), *([PAPER_PDF] if pdf else [])]
 
 
 def reference_path(config: Mapping[str, Any], basedir: str | Path | None = None) -> str | None:
