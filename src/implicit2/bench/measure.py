@@ -259,7 +259,7 @@ def bench_model(
             if probe is not None and step % PROBE_EVERY == 0:
                 probe_times.append(probe.seconds())
     median = statistics.median(times) if times else float("nan")
-    during = probe.flop / statistics.median(probe_times) / 1e9 if probe_times else None
+    during = probe.flop / statistics.median(probe_times) / 1e9 if probe and probe_times else None
     return {
         "step_seconds_median": median,
         "saved_bytes_per_step": saved,

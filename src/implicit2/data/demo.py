@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -91,7 +91,7 @@ def demo_shape() -> trimesh.Trimesh:
     )
     ball = trimesh.creation.icosphere(subdivisions=3, radius=0.3)
     ball.apply_translation([0.0, 0.0, 0.15])
-    mesh = trimesh.util.concatenate([torus, ball])
+    mesh = cast("trimesh.Trimesh", trimesh.util.concatenate([torus, ball]))
     if not mesh.is_watertight:  # pragma: no cover - guards a change in trimesh's primitives
         raise RuntimeError("demo shape is not watertight")
     return mesh
@@ -113,7 +113,10 @@ def _wav_bytes() -> bytes:
 
 
 def _ply_bytes() -> bytes:
-    return demo_shape().export(file_type="ply", encoding="binary")
+    data = demo_shape().export(file_type="ply", encoding="binary")
+    if not isinstance(data, bytes):  # pragma: no cover - trimesh returns bytes for binary PLY
+        raise TypeError(f"trimesh exported {type(data).__name__}, not bytes, for a binary PLY")
+    return data
 
 
 #: generator name → (file name, bytes maker)

@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from implicit2 import __version__
 from implicit2.data import demo
@@ -195,7 +195,7 @@ def _fetch_remote_file(
             _fetch_location(
                 location,
                 target,
-                lambda path, expected=expected: _check(path, sha256, size, expected),
+                functools.partial(_check, sha256=sha256, size=size, recorded=expected),
                 retries,
                 timeout,
                 backoff,
@@ -257,19 +257,20 @@ def _connect_timeout(timeout: float) -> float:
     return min(timeout, CONNECT_TIMEOUT)
 
 
-class _ReadTimeout:
+class _ReadTimeout(http.client.HTTPConnection):
     """Connects within the short connect timeout, then reads with the (longer) read timeout."""
 
-    def __init__(self, *args, read_timeout: float, **kwargs) -> None:
+    def __init__(self, *args: Any, read_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.read_timeout = read_timeout
 
     def connect(self) -> None:
         super().connect()
-        self.sock.settimeout(self.read_timeout)
+        if self.sock is not None:
+            self.sock.settimeout(self.read_timeout)
 
 
-class _HTTPConnection(_ReadTimeout, http.client.HTTPConnection):
+class _HTTPConnection(_ReadTimeout):
     """Plain HTTP with separate connect and read timeouts."""
 
 
@@ -279,15 +280,15 @@ class _HTTPSConnection(_ReadTimeout, http.client.HTTPSConnection):
 
 def _opener(read_timeout: float) -> urllib.request.OpenerDirector:
     class HTTPHandler(urllib.request.HTTPHandler):
-        def http_open(self, req):  # type: ignore[no-untyped-def]
+        def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
             return self.do_open(functools.partial(_HTTPConnection, read_timeout=read_timeout), req)
 
     class HTTPSHandler(urllib.request.HTTPSHandler):
-        def https_open(self, req):  # type: ignore[no-untyped-def]
+        def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
             return self.do_open(
                 functools.partial(_HTTPSConnection, read_timeout=read_timeout),
                 req,
-                context=self._context,
+                context=self._context,  # type: ignore[attr-defined]  # as urllib.request does
             )
 
     return urllib.request.build_opener(HTTPHandler, HTTPSHandler)
@@ -333,11 +334,12 @@ def _folder_member_id(location: Location, timeout: float) -> str:
         timeout=(_connect_timeout(timeout), timeout),
     )
     wanted = str(location.member)
-    for entry in entries or []:
+    entries = [entry for entry in entries or [] if not isinstance(entry, str)]
+    for entry in entries:
         path = str(entry.path)
         if path == wanted or Path(path).name == Path(wanted).name:
             return str(entry.id)
-    listed = ", ".join(sorted(str(entry.path) for entry in entries or [])[:20])
+    listed = ", ".join(sorted(str(entry.path) for entry in entries)[:20])
     raise _Permanent(f"no file named {wanted} in the folder (it lists: {listed or 'nothing'})")
 
 

@@ -50,6 +50,8 @@ class Siren(INR):
 class FourierFeatureMLP(INR):
     """Gaussian Fourier-feature network (Tancik et al. 2020) with a ReLU MLP."""
 
+    projection: Tensor  # buffer: the random Fourier features' frequencies (S, in, width/2)
+
     def __init__(
         self,
         rngs: list[np.random.Generator],

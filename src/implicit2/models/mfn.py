@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -80,15 +81,15 @@ class MultiplicativeFilterNetwork(nn.Module):
     def prepare(self, x: Tensor) -> Context:
         """Evaluate the filters and the (normalised) weights for coordinates x (S|1, N, in_dim)."""
         raw = [f(x) for f in self.filters]
-        weights = tuple(
-            norm(linear.weight) if self.norms else linear.weight
-            for linear, norm in zip(
-                self.linears, self.norms or [None] * len(self.linears), strict=True
-            )
-        )
+        linears = cast("list[StackedLinear]", self.linears)  # typed views, no copies
+        norms = cast("list[SpectralNorm]", self.norms)
+        if norms:
+            weights = tuple(norm(lin.weight) for lin, norm in zip(linears, norms, strict=True))
+        else:
+            weights = tuple(linear.weight for linear in linears)
         if self.filter_type == "siren":
             first = torch.sin(raw[0])
-            terms = tuple(a + linear.bias for a, linear in zip(raw[1:], self.linears, strict=True))
+            terms = tuple(a + linear.bias for a, linear in zip(raw[1:], linears, strict=True))
         else:
             first = raw[0]
             terms = tuple(raw[1:])
@@ -112,7 +113,8 @@ class MultiplicativeFilterNetwork(nn.Module):
             for term, weight in zip(context.terms, context.weights, strict=True):
                 h = torch.sin(torch.baddbmm(term, h, weight))
             return h
-        for term, weight, linear in zip(context.terms, context.weights, self.linears, strict=True):
+        linears = cast("list[StackedLinear]", self.linears)
+        for term, weight, linear in zip(context.terms, context.weights, linears, strict=True):
             h = term * torch.baddbmm(linear.bias, h, weight)
         return h
 

@@ -18,6 +18,9 @@ from implicit2.models.layers import stacked
 class SpectralNorm(nn.Module):
     """Power-iteration state (u, v per signal) for one stacked weight of shape (S, D_in, D_out)."""
 
+    u: Tensor  # buffer: the left singular vector estimate, (S, out)
+    v: Tensor  # buffer: the right singular vector estimate, (S, in)
+
     def __init__(
         self,
         rngs: list[np.random.Generator],

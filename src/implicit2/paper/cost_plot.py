@@ -60,7 +60,7 @@ def _bars(axes: Axes, rows: pd.DataFrame, column: str, scale: float) -> None:
         bar.set_hatch(palette.hatch_for(model))
     for position, value in zip(positions, rows[column].astype(float), strict=True):
         if math.isnan(value):
-            axes.text(position, 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
+            axes.text(float(position), 0, "n/a", ha="center", va="bottom", fontsize=7, rotation=90)
     axes.set_xticks(positions, [m.name for m in models], rotation=60, ha="right", fontsize=7)
 
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import matplotlib as mpl
 from matplotlib.artist import Artist
@@ -32,7 +33,7 @@ RECON_COLUMNS = 4
 LEGEND_HEIGHT = 0.8
 LEGEND_ENTRY_WIDTH = 1.2  # inches per legend entry, to choose the number of legend columns
 
-RC: dict[str, object] = {
+RC: dict[str, Any] = {
     "font.size": 9,
     "axes.titlesize": 9,
     "axes.labelsize": 9,
@@ -56,7 +57,7 @@ def figure_size(
 @contextmanager
 def style() -> Iterator[None]:
     """The shared font sizes and grid style."""
-    with mpl.rc_context(RC):
+    with mpl.rc_context(cast("dict[Any, Any]", RC)):  # matplotlib types keys as literals
         yield
 
 

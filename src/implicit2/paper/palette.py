@@ -7,6 +7,7 @@ baselines dotted; bars use hatching for the same distinction so that figures rea
 from __future__ import annotations
 
 import zlib
+from typing import Literal
 
 from implicit2.paper.names import ModelName
 
@@ -22,7 +23,8 @@ BASELINE_COLOURS: dict[str, str] = {
 #: For filters or models this module does not know; picked by a stable hash of the name.
 FALLBACK_COLOURS: tuple[str, ...] = ("#56B4E9", "#F0E442", "#000000", "#999999")
 
-LINESTYLES: dict[str, str] = {"deq": "-", "mfn": "--", "baseline": ":", "other": "-."}
+LineStyle = Literal["-", "--", ":", "-."]
+LINESTYLES: dict[str, LineStyle] = {"deq": "-", "mfn": "--", "baseline": ":", "other": "-."}
 HATCHES: dict[str, str] = {"deq": "", "mfn": "///", "baseline": "..", "other": "xx"}
 LAYER_LABELS: dict[str, str] = {
     "deq": "DEQ (implicit)",
@@ -48,7 +50,7 @@ def colour_for(model: ModelName) -> str:
     return FALLBACK_COLOURS[zlib.crc32(key.encode("utf-8")) % len(FALLBACK_COLOURS)]
 
 
-def linestyle_for(model: ModelName) -> str:
+def linestyle_for(model: ModelName) -> LineStyle:
     """Solid for a DEQ, dashed for its explicit twin, dotted for baselines."""
     return LINESTYLES[_style_key(model)]
 

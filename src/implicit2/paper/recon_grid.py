@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib import image as mpimg
@@ -67,7 +68,7 @@ def plot_reconstructions(collection: Collection, task: str) -> Figure:
         key=lambda r: (datasets.index(r["dataset"]), model_sort_key(r["model"]), r["seed"]),
     )
     if grid_shape(len(records))[0] > MAX_ROWS:  # Agg cannot draw images over 2**16 pixels
-        first = {}
+        first: dict[tuple[str, str], dict[str, Any]] = {}
         for record in records:
             first.setdefault((record["dataset"], record["model"]), record)
         log.warning(

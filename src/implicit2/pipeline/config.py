@@ -177,8 +177,10 @@ def _apply_task_defaults(data: dict[str, Any]) -> None:
     settings = data.setdefault("task_settings", {})
     if not isinstance(settings, dict):
         return
-    user_train = data.get("train") if isinstance(data.get("train"), dict) else {}
-    user_resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
+    user_train: dict[str, Any] = data["train"] if isinstance(data.get("train"), dict) else {}
+    user_resources: dict[str, Any] = (
+        data["resources"] if isinstance(data.get("resources"), dict) else {}
+    )
     for task, defaults in load_defaults()["tasks"].items():
         block = settings.setdefault(task, {})
         if not isinstance(block, dict):

@@ -181,7 +181,7 @@ def _coerce_scalar(text: str, types: list[str]) -> Any:
     return text
 
 
-def _extend_with_defaults(validator_class: type) -> type:
+def _extend_with_defaults(validator_class: Any) -> Any:
     """A validator that fills ``default`` values of missing properties while it validates."""
     check_properties = validator_class.VALIDATORS["properties"]
 

@@ -105,7 +105,8 @@ class _ImageTask(Task):
         if options.get("crop") is not None:
             stack = imaging.crop(stack, options["crop"], str(path))
         if options.get("size") is not None:
-            shape = imaging.target_shape(options["size"], *stack.shape[1:3], str(path))
+            height, width = stack.shape[1:3]
+            shape = imaging.target_shape(options["size"], height, width, str(path))
             stack = imaging.resize(stack, shape)
         height, width = stack.shape[1:3]
         if self.split == "even_odd" and (height % 2 or width % 2):
