@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "figures": "draw curves, cost bars and reconstruction grids",
     "fit": "fit a model to your own file (image, audio, video or mesh) without Snakemake",
     "bench": "speed and memory benchmarks",
+    "plan": "predict every job's seconds and memory (results/plan/jobs.csv) and the grid's totals",
 }
 
 

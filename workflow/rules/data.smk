@@ -34,8 +34,8 @@ rule prepare:
         "../../envs/implicit2.yaml"
     threads: stage_threads("prepare")
     resources:
-        mem_mb=stage_resource("prepare", "mem_mb"),
-        runtime=stage_runtime("prepare"),
+        mem_mb=stage_request("prepare", "mem_mb"),
+        runtime=stage_request("prepare", "runtime"),
         gpu=stage_resource("prepare", "gpu"),
     params:
         spec=prepare_spec,

@@ -12,12 +12,14 @@ rule train:
         "logs/train/{task}/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{task}/{dataset}/{model}/seed{seed}.tsv"
+    group:
+        RUN_GROUP
     conda:
         "../../envs/implicit2.yaml"
     threads: stage_threads("train")
     resources:
-        mem_mb=stage_resource("train", "mem_mb"),
-        runtime=stage_runtime("train"),
+        mem_mb=stage_request("train", "mem_mb"),
+        runtime=stage_request("train", "runtime"),
         gpu=stage_resource("train", "gpu"),
     params:
         hparams=train_hparams,
@@ -42,12 +44,14 @@ rule evaluate:
         "logs/evaluate/{task}/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "benchmarks/evaluate/{task}/{dataset}/{model}/seed{seed}.tsv"
+    group:
+        RUN_GROUP
     conda:
         "../../envs/implicit2.yaml"
     threads: stage_threads("evaluate")
     resources:
-        mem_mb=stage_resource("evaluate", "mem_mb"),
-        runtime=stage_runtime("evaluate"),
+        mem_mb=stage_request("evaluate", "mem_mb"),
+        runtime=stage_request("evaluate", "runtime"),
         gpu=stage_resource("evaluate", "gpu"),
     params:
         run_dir=run_directory,
