@@ -25,10 +25,11 @@ rule train:
         hparams=train_hparams,
         run_dir=run_directory,
     shell:
+        "echo '=== train attempt started' $(date -u +%FT%TZ) on $(hostname) >> {log:q}; "
         "OMP_NUM_THREADS={threads} python -m implicit2 train --task {wildcards.task}"
         " --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed}"
         " --data {input.data:q} --hparams {params.hparams:q} --out {params.run_dir:q}"
-        " > {log:q} 2>&1"
+        " >> {log:q} 2>&1"
 
 
 rule evaluate:
@@ -56,5 +57,6 @@ rule evaluate:
     params:
         run_dir=run_directory,
     shell:
+        "echo '=== evaluate attempt started' $(date -u +%FT%TZ) on $(hostname) >> {log:q}; "
         "OMP_NUM_THREADS={threads} python -m implicit2 evaluate --run {params.run_dir:q}"
-        " --data {input.data:q} --out {output.metrics:q} > {log:q} 2>&1"
+        " --data {input.data:q} --out {output.metrics:q} >> {log:q} 2>&1"
