@@ -54,24 +54,33 @@ def main() -> None:
         seconds = _add(
             errors, "train loop seconds", row["predicted_compute_seconds"], record["train_seconds"]
         )
+        cpu = None if bench is None else float(row["predicted_seconds"]) / bench["cpu_time"] - 1
         memory = _add(
             errors, "peak memory", row["predicted_memory_bytes"], record["peak_memory_bytes"]
         )
-        table.append((row, record, seconds, memory))
+        table.append((row, record, seconds, memory, cpu, bench))
     for name, values in errors.items():
         print(_distribution(name, values))
     if args.markdown:
         print(
-            "\n| task | dataset | model | train s predicted / measured | error |"
-            " peak memory predicted / measured | error |"
+            "\n| task | dataset | model | train loop s predicted / measured | error |"
+            " train job CPU s predicted / measured | error | peak memory MB predicted / measured"
+            " | error |"
         )
-        print("|---|---|---|---|---|---|---|")
-        for row, record, seconds, memory in table:
+        print("|---|---|---|---|---|---|---|---|---|")
+        for row, record, seconds, memory, cpu, bench in table:
+            job = (
+                "– | –"
+                if bench is None
+                else (
+                    f"{float(row['predicted_seconds']):.2f} / {bench['cpu_time']:.2f} | {cpu:+.0%}"
+                )
+            )
             print(
                 f"| {row['task']} | {row['dataset']} | `{row['model']}` | "
                 f"{float(row['predicted_compute_seconds']):.2f} / {record['train_seconds']:.2f} | "
-                f"{seconds:+.0%} | {int(row['predicted_memory_bytes']) / 1e6:.2f} / "
-                f"{record['peak_memory_bytes'] / 1e6:.2f} MB | {memory:+.0%} |"
+                f"{seconds:+.0%} | {job} | {int(row['predicted_memory_bytes']) / 1e6:.2f} / "
+                f"{record['peak_memory_bytes'] / 1e6:.2f} | {memory:+.0%} |"
             )
 
 

@@ -449,9 +449,9 @@ def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny
     for path in runs:
         assert json.loads(path.read_text(encoding="utf-8"))["status"] in ("ok", "diverged")
 
-    # The injected failure happened on the cluster, Snakemake saw it and retried the job.
+    # The injected failure happened on the cluster, Snakemake saw it and retried the group.
     assert marker.is_dir()
-    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", output), output[-8000:]
+    assert "Error in group run" in output, output[-8000:]
 
     jobs = tiny_run.jobs
     assert all(job["partition"] == "debug" for job in jobs), jobs
@@ -482,11 +482,14 @@ def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny
     first = planned_requests(tiny_run.config, FLAKY_RUN, 1, workdir)
     assert (_minutes(failed["limit"]), _megabytes(failed["memory"])) == first
 
-    # The retried training's log holds both attempts: the failure, then the finished run.
+    # Snakemake deletes a job's log before each attempt; the attempts log beside it keeps every
+    # attempt: the injected failure, then the finished run (which the job's log holds alone).
     log = (workdir / "logs" / "train" / FLAKY_RUN.split("/", 2)[2]).with_suffix(".log")
-    text = log.read_text(encoding="utf-8")
-    assert text.count("=== train attempt started") == 2, text
-    assert text.index("injected failure") < text.rindex("=== train attempt started"), text
+    history = log.with_suffix(".attempts.log").read_text(encoding="utf-8")
+    assert history.count("=== train attempt started") == 2, history
+    assert history.index("injected failure") < history.rindex("=== train attempt started")
+    assert history.rstrip().endswith(log.read_text(encoding="utf-8").rstrip())
+    assert "injected failure" not in log.read_text(encoding="utf-8")
 
 
 def _minutes(limit: str) -> int:
@@ -547,7 +550,7 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
 
     # Snakemake reports the cancelled job; its outputs are gone, its checkpoint is kept.
     job_id = running[0]["id"]
-    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED'" in output, output[-6000:]
+    assert "Error in group run" in output, output[-6000:]
     assert "Error in rule train" in output
     assert not (workdir / target).exists()
     saved = sorted(ckpt.glob("*.pt"))
@@ -572,5 +575,6 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
     # Only the two training jobs went to SLURM (the prepared data was reused).
     new = [job for job in cluster.jobs() if job["id"] not in already]
     assert sorted(job["state"] for job in new) == ["CANCELLED", "COMPLETED"], new
+    assert next(job for job in new if job["id"] == job_id)["state"] == "CANCELLED"
     # The target needs no evaluation: each submission is the run's group with its training only.
     assert all(job["comment"].startswith("rule_run_train") for job in new), new

@@ -41,7 +41,8 @@ rule prepare:
         spec=prepare_spec,
         raw=raw_dir,
     shell:
-        "echo '=== prepare attempt started' $(date -u +%FT%TZ) on $(hostname) >> {log:q}; "
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== prepare attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "OMP_NUM_THREADS={threads} python -m implicit2 prepare --task {wildcards.task}"
         " --dataset {wildcards.dataset} --raw {params.raw:q} --spec {params.spec:q}"
-        " --out {output.data:q} >> {log:q} 2>&1"
+        " --out {output.data:q} 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"

@@ -25,11 +25,12 @@ rule train:
         hparams=train_hparams,
         run_dir=run_directory,
     shell:
-        "echo '=== train attempt started' $(date -u +%FT%TZ) on $(hostname) >> {log:q}; "
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== train attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "OMP_NUM_THREADS={threads} python -m implicit2 train --task {wildcards.task}"
         " --dataset {wildcards.dataset} --model {wildcards.model} --seed {wildcards.seed}"
         " --data {input.data:q} --hparams {params.hparams:q} --out {params.run_dir:q}"
-        " >> {log:q} 2>&1"
+        " 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"
 
 
 rule evaluate:
@@ -57,6 +58,7 @@ rule evaluate:
     params:
         run_dir=run_directory,
     shell:
-        "echo '=== evaluate attempt started' $(date -u +%FT%TZ) on $(hostname) >> {log:q}; "
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== evaluate attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "OMP_NUM_THREADS={threads} python -m implicit2 evaluate --run {params.run_dir:q}"
-        " --data {input.data:q} --out {output.metrics:q} >> {log:q} 2>&1"
+        " --data {input.data:q} --out {output.metrics:q} 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"

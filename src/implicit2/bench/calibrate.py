@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from implicit2 import io as atomic
-from implicit2.names import parse_model_name
+from implicit2.names import ModelSpec, parse_model_name
 from implicit2.pipeline.cost import (
     KINDS,
     Calibration,
@@ -140,17 +140,17 @@ def calibrate_kind(
         name = f"{kind}-{layers}L{width}D"
         spec = parse_model_name(name)
         record, share = clock.share(partial(_train_briefly, name, points, device))
-        step_rows.append(_time_features(spec, points))
+        step_rows.append(time_features(spec, points))
         step_times.append(record["step_seconds_median"] * share)
-        memory_rows.append(_memory_features(spec, points))
+        memory_rows.append(memory_features(spec, points))
         memory_bytes.append(record["peak_memory_bytes"])
         if spec.is_deq:
             seconds, share = clock.share(partial(_solve_iteration_seconds, name, points, device))
-            solve_rows.append(_time_features(spec, points))
+            solve_rows.append(time_features(spec, points))
             solve_times.append(seconds * share)
-    step = UnitCosts(*_fit(step_rows, step_times))
-    memory = MemoryCosts(*_fit(memory_rows, memory_bytes))
-    solve = UnitCosts(*_fit(solve_rows, solve_times)) if solve_rows else None
+    step = UnitCosts(*fit_costs(step_rows, step_times))
+    memory = MemoryCosts(*fit_costs(memory_rows, memory_bytes))
+    solve = UnitCosts(*fit_costs(solve_rows, solve_times)) if solve_rows else None
     return KindCosts(step, memory, solve)
 
 
@@ -175,17 +175,19 @@ def measure_checkpoints(device: torch.device, clock: Clock) -> UnitCosts:
     return UnitCosts(max(0.0, seconds[0] - per_byte * sizes[0]), per_byte, 0.0)
 
 
-def _time_features(spec: object, points: int) -> list[float]:
-    _, elements, matmul = work_units(spec, points)  # type: ignore[arg-type]
+def time_features(spec: ModelSpec, points: int) -> list[float]:
+    """The regressors of :class:`UnitCosts`: 1, element-wise units, matmul units."""
+    _, elements, matmul = work_units(spec, points)
     return [1.0, elements, matmul]
 
 
-def _memory_features(spec: object, points: int) -> list[float]:
-    _, elements, _ = work_units(spec, points)  # type: ignore[arg-type]
-    return [1.0, float(points), elements, float(points * spec.width * spec.layers)]  # type: ignore[attr-defined]
+def memory_features(spec: ModelSpec, points: int) -> list[float]:
+    """The regressors of :class:`MemoryCosts`: 1, points, element-wise units, points·D·L."""
+    _, elements, _ = work_units(spec, points)
+    return [1.0, float(points), elements, float(points * spec.width * spec.layers)]
 
 
-def _fit(rows: list[list[float]], values: list[float]) -> list[float]:
+def fit_costs(rows: list[list[float]], values: list[float]) -> list[float]:
     """Non-negative least squares in relative error (each point weighted by 1/value)."""
     from scipy.optimize import nnls
 
