@@ -45,8 +45,9 @@ def task_curves(wildcards):
 
 
 def task_previews(wildcards):
-    """The reconstruction previews of one task (read by the figures beside metrics.json)."""
-    return i2paths.run_files(CONFIG, "recon/preview.png", wildcards.task)
+    """The reconstruction folders of one task (recon/, whose preview.png the figures read beside
+    metrics.json)."""
+    return i2paths.run_files(CONFIG, "recon", wildcards.task)
 
 
 def reference_input(wildcards):

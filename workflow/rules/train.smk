@@ -41,7 +41,7 @@ rule evaluate:
         data="results/data/{task}/{dataset}.npz",
     output:
         metrics="results/runs/{task}/{dataset}/{model}/seed{seed}/metrics.json",
-        preview="results/runs/{task}/{dataset}/{model}/seed{seed}/recon/preview.png",
+        recon=directory("results/runs/{task}/{dataset}/{model}/seed{seed}/recon"),
     log:
         "logs/evaluate/{task}/{dataset}/{model}/seed{seed}.log",
     benchmark:
