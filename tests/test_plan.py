@@ -294,3 +294,27 @@ def test_snakefile_sizes_train_jobs_from_the_plan(tmp_path):
     assert resources["train"] == {key: str(value) for key, value in expected.items()}
     assert int(resources["train"]["runtime"]) <= 30
     assert resources["prepare"]["runtime"] == "10"  # from the config: prepare is not planned
+
+
+@pytest.mark.parametrize("group_runs", [True, False])
+def test_group_runs_puts_a_runs_train_and_evaluate_in_one_group_job(tmp_path, group_runs):
+    """With a cluster executor (dry run), `group_runs: true` makes each run's train and evaluate
+    jobs one group job `run`; false submits them one by one."""
+    command = [sys.executable, "-m", "snakemake", "-n", "--jobs", "2", "--verbose"]
+    command += ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path)]
+    command += ["--configfile", str(DEMO), "--workflow-profile", "none", "--executor", "slurm"]
+    command += ["--config", f"group_runs={str(group_runs).lower()}", "only_datasets=[camera]"]
+    command += ["only_models=[deq-fourier-1L64D,mfn-fourier-1L64D]"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, check=False, timeout=300
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    groups = output.split("Group job run (jobs in lexicogr. order):")[1:]
+    if not group_runs:
+        assert groups == []
+        return
+    assert len(groups) == 2  # one per run
+    for group in groups:
+        rules = re.findall(r"^\s*rule (\w+):", group.split("Group job")[0], re.MULTILINE)
+        assert sorted(rules[:2]) == ["evaluate", "train"], group[:2000]
