@@ -46,6 +46,9 @@ CALIBRATION_FORMAT = 1
 CPU_SIGNAL_ELEMENTS = 1 << 21
 #: On CUDA, ``signal_batch: 0`` fills at most this share of the device memory.
 DEVICE_MEMORY_SHARE = 0.8
+#: Evaluation predicts in chunks of this many points per signal
+#: (``implicit2.training.evaluate.Predictor.chunk_points``).
+EVAL_CHUNK_POINTS = 1 << 16
 #: A job's host memory holds this many copies of its data arrays (numpy, torch, a batch).
 DATA_COPIES = 3
 #: On CPU, the process's activation memory is about this many times the bytes saved for backward.
@@ -311,16 +314,16 @@ def predict_training(calibration: Calibration, work: Workload) -> Prediction:
             flops += solves * work.solver_iterations * solve_flops * n
             if work.full_batch_amortized:
                 state_bytes += 4 * n * spec.width
-        seconds += checkpoints * (
-            calibration.checkpoint.fixed + calibration.checkpoint.per_element * state_bytes
-        )
+        seconds += checkpoints * calibration.checkpoint.seconds_for_bytes(state_bytes)
     memory = costs.memory.bytes(spec, work.step_points * batch)
     return _prediction(calibration, work, seconds, memory, flops)
 
 
 def predict_evaluation(calibration: Calibration, work: Workload) -> Prediction:
     """The cost of evaluating one run: a forward pass (DEQ: a solve from zero) over the
-    evaluation points of every signal."""
+    evaluation points of every signal. Its device memory is bounded by a training step's at the
+    evaluation's chunk of points (a forward saves nothing for backward); the host also holds the
+    predictions."""
     spec = parse_model_name(work.model)
     costs = calibration.costs(spec)
     n = work.eval_points * work.signals
@@ -329,13 +332,21 @@ def predict_evaluation(calibration: Calibration, work: Workload) -> Prediction:
     if spec.is_deq:
         seconds += work.eval_solver_iterations * _solve(costs).seconds(spec, n)
         flops += work.eval_solver_iterations * 2.0 * spec.layers * spec.width**2 * n
-    return _prediction(calibration, work, seconds, 0.0, flops)
+    batch = signals_per_pass(calibration, work, costs)
+    memory = costs.memory.bytes(spec, min(work.eval_points, EVAL_CHUNK_POINTS) * batch)
+    predictions = 4 * n * work.out_dim
+    return _prediction(calibration, work, seconds, memory, flops, predictions)
 
 
 def _prediction(
-    calibration: Calibration, work: Workload, seconds: float, memory: float, flops: float
+    calibration: Calibration,
+    work: Workload,
+    seconds: float,
+    memory: float,
+    flops: float,
+    extra_host_bytes: float = 0.0,
 ) -> Prediction:
-    host = calibration.host_base_bytes + DATA_COPIES * work.data_bytes
+    host = calibration.host_base_bytes + DATA_COPIES * work.data_bytes + extra_host_bytes
     if calibration.device == "cpu":
         host += CPU_ACTIVATION_FACTOR * memory
     return Prediction(

@@ -1,8 +1,9 @@
 """The grid's bill before it runs: one predicted cost per training and evaluation job, totals,
 and the cluster requests (``runtime``, ``mem_mb``) sized from them.
 
-Standard library only: the Snakefile sizes the train and evaluate jobs with
-:func:`job_request`; ``implicit2 plan`` writes :func:`plan_rows` to ``results/plan/jobs.csv``.
+Standard library only: the Snakefile sizes the train and evaluate jobs with :func:`predict_job`,
+:func:`first_request` and :func:`attempt_request`; ``implicit2 plan`` writes :func:`plan_rows` to
+``results/plan/jobs.csv``.
 """
 
 from __future__ import annotations
