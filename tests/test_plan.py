@@ -136,6 +136,28 @@ def test_calibrated_memory_predicts_the_loops_saved_bytes_at_a_new_shape():
     assert all(value >= 0 for value in dataclasses.astuple(costs.step))
 
 
+@pytest.mark.slow
+def test_calibrate_measures_startup_checkpoints_and_a_deq_kind(tmp_path):
+    """The whole calibration on this CPU for one kind: fresh processes for the start-up, the two
+    checkpoint runs, training runs and timed solves; the result writes and reads back."""
+    from implicit2.bench.calibrate import calibrate, save_calibration
+
+    shapes = ((512, 1, 8), (2048, 1, 8), (512, 1, 24), (1024, 2, 16))
+    calibration = calibrate(torch.device("cpu"), 1, kinds=("deq-fourier",), shapes=shapes)
+    assert calibration.startup_seconds > 0.1  # importing torch alone takes longer
+    assert calibration.host_base_bytes > 50 * 2**20
+    assert calibration.first_run_seconds >= 0
+    assert calibration.checkpoint.fixed + calibration.checkpoint.per_element * 2**20 > 0
+    costs = calibration.kinds["deq-fourier"]
+    spec = parse_model_name("deq-fourier-1L64D")
+    assert costs.step.seconds(spec, 4096) > 0 and costs.solve_iteration.seconds(spec, 4096) > 0
+    explicit = dataclasses.replace(costs, solve_iteration=None)
+    kinds = {kind: costs if kind.startswith("deq-") else explicit for kind in KINDS}
+    full = dataclasses.replace(calibration, kinds=kinds)
+    save_calibration(full, tmp_path / "calibration.json")
+    assert load_calibration(tmp_path / "calibration.json") == full
+
+
 def test_calibration_file_round_trips_and_bad_files_name_the_fix(tmp_path):
     calibration = unit_calibration()
     path = tmp_path / "calibration.json"

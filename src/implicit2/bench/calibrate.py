@@ -158,19 +158,24 @@ def measure_checkpoints(device: torch.device, clock: Clock) -> UnitCosts:
     """Seconds of one checkpoint, ``fixed + per_element·bytes``: at each of two state sizes, a
     run that checkpoints every step against one that checkpoints once."""
     sizes, seconds = [], []
-    logging.getLogger("implicit2.training.checkpoint").setLevel(logging.WARNING)
-    for points, layers, width in CHECKPOINT_SHAPES:
-        name = f"deq-fourier-{layers}L{width}D"
-        timed = []
-        for every in (STEPS, 1):
-            with tempfile.TemporaryDirectory() as folder:
-                checkpointer = Checkpointer(Path(folder) / "ckpt", every=every)
-                record, share = clock.share(
-                    partial(_train_briefly, name, points, device, checkpointer)
-                )
-            timed.append(record["train_seconds"] * share)
-        seconds.append(max(0.0, (timed[1] - timed[0]) / (STEPS - 1)))
-        sizes.append(4.0 * points * width)
+    checkpoint_log = logging.getLogger("implicit2.training.checkpoint")
+    level = checkpoint_log.level
+    checkpoint_log.setLevel(logging.WARNING)  # not one line per calibration checkpoint
+    try:
+        for points, layers, width in CHECKPOINT_SHAPES:
+            name = f"deq-fourier-{layers}L{width}D"
+            timed = []
+            for every in (STEPS, 1):
+                with tempfile.TemporaryDirectory() as folder:
+                    checkpointer = Checkpointer(Path(folder) / "ckpt", every=every)
+                    record, share = clock.share(
+                        partial(_train_briefly, name, points, device, checkpointer)
+                    )
+                timed.append(record["train_seconds"] * share)
+            seconds.append(max(0.0, (timed[1] - timed[0]) / (STEPS - 1)))
+            sizes.append(4.0 * points * width)
+    finally:
+        checkpoint_log.setLevel(level)
     per_byte = max(0.0, (seconds[1] - seconds[0]) / (sizes[1] - sizes[0]))
     return UnitCosts(max(0.0, seconds[0] - per_byte * sizes[0]), per_byte, 0.0)
 
