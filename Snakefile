@@ -4,8 +4,8 @@ validate), implicit2.pipeline.grid (the runs), implicit2.pipeline.run_settings (
 resources) and implicit2.pipeline.paths (outputs and targets); the rules in workflow/rules/ only
 call `python -m implicit2 COMMAND`.
 
-    snakemake --profile profiles/default                        # the paper's grid
-    snakemake --profile profiles/default --configfile config/demo.yaml   # the CPU demo
+    snakemake --profile profiles/local                          # the paper's grid
+    snakemake --profile profiles/local --configfile config/demo.yaml     # the CPU demo
     snakemake -n --config tasks=[audio] seeds=[0]                # a subset, dry run
 """
 
