@@ -340,3 +340,29 @@ def test_group_runs_puts_a_runs_train_and_evaluate_in_one_group_job(tmp_path, gr
     for group in groups:
         rules = re.findall(r"^\s*rule (\w+):", group.split("Group job")[0], re.MULTILINE)
         assert sorted(rules[:2]) == ["evaluate", "train"], group[:2000]
+
+
+def test_an_unprepared_dataset_of_unknown_size_gets_the_configs_requests(tmp_path):
+    """A user's own file, not prepared yet: the plan cannot size its jobs, so the Snakefile asks
+    the config's resources (instead of failing to build the DAG); the prepared datasets beside
+    it are sized from the plan."""
+    from implicit2.data.demo import generate
+
+    wav = generate("demo_chirp", tmp_path / "mine")
+    calibration = tmp_path / "calibration.json"
+    atomic.write_json(
+        calibration, dataclasses.replace(unit_calibration(), startup_seconds=1200.0).to_dict()
+    )
+    command = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(REPO / "Snakefile")]
+    command += ["--directory", str(tmp_path), "--configfile", str(DEMO)]
+    command += ["--workflow-profile", "none", "--config", f"plan={{calibration: {calibration}}}"]
+    command += [f"datasets={{mine: {{path: {wav}, task: audio}}}}", "tasks=[audio]"]
+    command += ["task_settings={audio: {datasets: [mine, demo_chirp]}}"]
+    command += ["only_models=[deq-fourier-1L64D]"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    runtimes = {}
+    for block in result.stdout.split("\nrule train:")[1:]:
+        dataset = re.search(r"dataset=(\w+)", block)[1]
+        runtimes[dataset] = int(re.search(r"runtime=(\d+)", block)[1])
+    assert runtimes == {"mine": 10, "demo_chirp": 41}  # the config's 10 min; 2 x (20 min + a bit)

@@ -8,6 +8,7 @@ and the resources from implicit2.pipeline.run_settings; the paths from implicit2
 import shlex
 
 import implicit2.pipeline.plan as i2plan
+from implicit2.pipeline.shapes import UnknownShapeError
 
 WILDCARDS = i2paths.wildcard_patterns(CONFIG)
 
@@ -145,17 +146,22 @@ def stage_resource(stage, key):
 
 def first_request(stage, wildcards):
     """runtime and mem_mb of a job's first attempt: from the plan's prediction for train and
-    evaluate jobs when `plan.calibration` names a calibration, else from the config."""
+    evaluate jobs when `plan.calibration` names a calibration, else (and for a dataset of unknown
+    size that is not prepared yet) from the config."""
     if CALIBRATION is not None and stage in i2plan.PLANNED_RULES:
-        prediction = i2plan.predict_job(
-            CONFIG,
-            CALIBRATION,
-            stage,
-            wildcards.task,
-            wildcards.dataset,
-            wildcards.model,
-        )
-        return i2plan.first_request(CONFIG["plan"], prediction)
+        try:
+            prediction = i2plan.predict_job(
+                CONFIG,
+                CALIBRATION,
+                stage,
+                wildcards.task,
+                wildcards.dataset,
+                wildcards.model,
+            )
+        except UnknownShapeError:
+            pass
+        else:
+            return i2plan.first_request(CONFIG["plan"], prediction)
     return i2settings.resolve_resources(
         CONFIG, wildcards.task, wildcards.dataset, stage
     )

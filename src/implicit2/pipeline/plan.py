@@ -101,7 +101,11 @@ def predict_job(
     model: str,
     root: str | Path = ".",
 ) -> Prediction:
-    """The predicted cost of one ``train`` or ``evaluate`` job."""
+    """The predicted cost of one ``train`` or ``evaluate`` job.
+
+    Raises:
+        implicit2.pipeline.shapes.UnknownShapeError: the dataset is neither prepared nor known.
+    """
     work = workload(config, task, dataset, model, run_shape(config, task, dataset, root))
     if rule == "train":
         return predict_training(calibration, work)

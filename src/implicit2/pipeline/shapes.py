@@ -45,6 +45,10 @@ RAW_SHAPES: dict[str, tuple[int, ...]] = {
 }
 
 
+class UnknownShapeError(ValueError):
+    """A dataset that is neither prepared nor in :data:`RAW_SHAPES`: its size is unknown."""
+
+
 @dataclass(frozen=True)
 class DataShape:
     """What a run's cost depends on in its data.
@@ -77,13 +81,14 @@ def dataset_shape(
     from :data:`RAW_SHAPES` and the ``prepare`` options.
 
     Raises:
-        ValueError: the npz cannot be read, or the dataset is neither prepared nor in the table.
+        UnknownShapeError: the dataset is neither prepared nor in the table.
+        ValueError: the npz cannot be read.
     """
     if data_path is not None and Path(data_path).exists():
         return shape_from_npz(task, data_path)
     raw = RAW_SHAPES.get(dataset)
     if raw is None:
-        raise ValueError(
+        raise UnknownShapeError(
             f"dataset {dataset!r}: its size is unknown until it is prepared; run "
             f"`snakemake results/data/{task}/{dataset}.npz` first, then plan again"
         )
