@@ -78,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> dict[str, Any]:
     if args.config_json is not None:
-        return validate(json.loads(args.config_json))
+        try:
+            return validate(json.loads(args.config_json))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config-json is not valid JSON ({error})") from None
     if args.configfile is None or args.configfile.resolve() == BASE_CONFIG.resolve():
         return load_config(BASE_CONFIG, args.config)
     base = BASE_CONFIG if BASE_CONFIG.exists() else None
