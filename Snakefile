@@ -5,8 +5,8 @@ grid and all logic live in implicit2.pipeline.config (load and validate), implic
 implicit2.pipeline.paths (outputs and targets); the rules in workflow/rules/ only
 call `python -m implicit2 COMMAND`.
 
-    snakemake --profile profiles/default                        # the paper's grid
-    snakemake --profile profiles/default --configfile config/demo.yaml   # the CPU demo
+    snakemake --profile profiles/local                          # the paper's grid
+    snakemake --profile profiles/local --configfile config/demo.yaml     # the CPU demo
     snakemake -n --config tasks=[audio] seeds=[0]                # a subset, dry run
 """
 
@@ -72,6 +72,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/paper.smk"
 include: "workflow/rules/bench.smk"
+include: "workflow/rules/plan.smk"
 
 
 rule all:

@@ -89,6 +89,8 @@ class Cluster:
         """Every job SLURM still knows (finished ones stay for MinJobAge = 600 s)."""
         fields = {
             "id": "JobID",
+            "partition": "Partition",
+            "memory": "MinMemory",
             "limit": "TimeLimit",
             "state": "State",
             "comment": "Comment",
@@ -251,11 +253,16 @@ def test_profile_entries_are_commented_and_placeholders_are_marked():
     assert profile["set-resources"]["train"]["gpu"] == 1
 
 
-def test_dry_run_through_the_profile_shows_gpu_cpus_and_walltime(tmp_path):
-    """The profile parses, and a training job asks one GPU, 4 CPUs and the config's runtime."""
+@pytest.mark.parametrize("option", ["--profile", "--workflow-profile"])
+def test_dry_run_through_the_profile_keeps_partition_account_gpu_cpus_and_walltime(
+    tmp_path, option
+):
+    """Both ways of naming the profile give every job the profile's partition and account (with
+    `--profile`, Snakemake also loads profiles/default as the workflow profile: it must not
+    replace them), and a training job asks one GPU, 4 CPUs and the config's runtime."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "-n", "-p"]
     command += ["--directory", str(tmp_path), "--configfile", str(DEMO)]
-    command += ["--workflow-profile", str(PROFILE.parent), "--config", "tasks=[audio]"]
+    command += [option, str(PROFILE.parent), "--config", "tasks=[audio]"]
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     result = subprocess.run(
@@ -263,11 +270,17 @@ def test_dry_run_through_the_profile_shows_gpu_cpus_and_walltime(tmp_path):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    train = [line for line in output.splitlines() if "resources:" in line and "gpu=1" in line]
+    if option == "--profile":
+        assert "workflow specific profile" in output and "profiles/default" in output
+    jobs = [line for line in output.splitlines() if "resources:" in line]
+    assert len(jobs) > 16, output[-5000:]
+    for line in jobs:
+        assert "slurm_partition=CHANGE_ME_partition" in line, line
+        assert "slurm_account=CHANGE_ME_account" in line, line
+    train = [line for line in jobs if "gpu=1" in line]
     assert len(train) == 8, output[-5000:]  # demo_chirp x 8 models, all training jobs
     for line in train:
         assert "runtime=10" in line and "cpus_per_gpu=4" in line
-        assert "slurm_partition=CHANGE_ME_partition" in line
 
 
 # ---- the workflow ---------------------------------------------------------------------------
@@ -306,8 +319,49 @@ def site_profile(folder: Path) -> Path:
     return folder
 
 
+def plan_calibration(path: Path) -> Path:
+    """A calibration file in which every job takes 10 minutes to start and 300 MB of memory,
+    so that the plan's requests (2 x 10 min + compute, 2000 MB) differ from the config's."""
+    from implicit2 import io as atomic
+    from implicit2.pipeline.cost import KINDS, Calibration, KindCosts, MemoryCosts, UnitCosts
+
+    step = UnitCosts(1e-3, 1e-9, 0.0)
+    kinds = {
+        kind: KindCosts(step, MemoryCosts(0.0, 0.0, 8.0, 0.0), step if "deq" in kind else None)
+        for kind in KINDS
+    }
+    calibration = Calibration(
+        "cpu", "test", 1, 0, 600.0, 0.5, UnitCosts(0.1, 0, 0), 3 * 10**8, kinds
+    )
+    atomic.write_json(path, calibration.to_dict())
+    return path
+
+
+def planned_requests(
+    config: dict[str, Any], run: str, attempt: int, workdir: Path
+) -> tuple[int, int]:
+    """(minutes, MB) of the grouped train + evaluate submission of ``run`` at ``attempt``:
+    Snakemake adds the walltimes of a group's jobs that run one after the other and takes the
+    largest memory."""
+    from implicit2.pipeline import plan as i2plan
+    from implicit2.pipeline.config import validate
+    from implicit2.pipeline.cost import load_calibration
+
+    task, dataset, model, _seed = run.split("/")[2:]
+    checked = validate(config)
+    calibration = load_calibration(checked["plan"]["calibration"])
+    minutes, memory = 0, 0
+    for rule in ("train", "evaluate"):
+        prediction = i2plan.predict_job(checked, calibration, rule, task, dataset, model, workdir)
+        first = i2plan.first_request(checked["plan"], prediction)
+        request = i2plan.attempt_request(checked["plan"], first, attempt)
+        minutes, memory = minutes + request["runtime"], max(memory, request["mem_mb"])
+    return minutes, memory
+
+
 def snakemake_command(workdir: Path, config: dict[str, Any], *args: str) -> list[str]:
-    """The workflow through the SLURM profile (status checks from 2 s instead of 40 s)."""
+    """The workflow through the SLURM profile given as `--profile` (so that Snakemake also loads
+    profiles/default as the workflow profile), status checks from 2 s instead of 40 s."""
     configfile = workdir / "config.yaml"
     configfile.write_text(yaml.safe_dump(config), encoding="utf-8")
     profile = workdir / "profile"
@@ -315,7 +369,7 @@ def snakemake_command(workdir: Path, config: dict[str, Any], *args: str) -> list
         site_profile(profile)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
     command += ["--directory", str(workdir), "--configfile", str(configfile)]
-    command += ["--workflow-profile", str(profile)]
+    command += ["--profile", str(profile)]
     return [*command, "--slurm-init-seconds-before-status-checks", "2", *args]
 
 
@@ -359,6 +413,7 @@ class TinyRun:
     """The tiny workflow run once through SLURM, with one training failing on its first try."""
 
     workdir: Path
+    config: dict[str, Any]
     returncode: int
     output: str
     marker: Path
@@ -372,15 +427,18 @@ def tiny_run(cluster, tmp_path_factory) -> TinyRun:
     workdir.mkdir()
     marker = python_failing_once(root / "bin", FLAKY_RUN)
     already = {job["id"] for job in cluster.jobs()}
-    result = snakemake(
-        cluster, workdir, tiny_config(), "results/tables/paper.tex", path=str(root / "bin")
-    )
+    config = tiny_config()
+    config["plan"] = {"calibration": str(plan_calibration(root / "calibration.json"))}
+    result = snakemake(cluster, workdir, config, "results/tables/paper.tex", path=str(root / "bin"))
     jobs = [job for job in cluster.jobs() if job["id"] not in already]
-    return TinyRun(workdir, result.returncode, result.stdout + result.stderr, marker, jobs)
+    return TinyRun(workdir, config, result.returncode, result.stdout + result.stderr, marker, jobs)
 
 
 @pytest.mark.slow
-def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster, tiny_run):
+def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny_run):
+    """Through `--profile`: every job in the profile's partition; each run's train and evaluate
+    jobs as one submission sized by the plan; a failed group retried with twice the walltime and
+    memory, its training log keeping the failed attempt."""
     workdir, output, marker = tiny_run.workdir, tiny_run.output, tiny_run.marker
     assert tiny_run.returncode == 0, output[-8000:] + cluster.log_tail()
 
@@ -391,34 +449,63 @@ def test_tiny_workflow_runs_on_slurm_and_a_failed_job_is_retried_longer(cluster,
     for path in runs:
         assert json.loads(path.read_text(encoding="utf-8"))["status"] in ("ok", "diverged")
 
-    # The injected failure happened on the cluster, Snakemake saw it and retried the job.
+    # The injected failure happened on the cluster, Snakemake saw it and retried the group.
     assert marker.is_dir()
-    assert re.search(r"SLURM-job '\d+' failed, SLURM status is: 'FAILED'", output), output[-8000:]
+    assert "Error in group run" in output, output[-8000:]
 
     jobs = tiny_run.jobs
+    assert all(job["partition"] == "debug" for job in jobs), jobs
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs:
-        rule = re.match(r"rule_(\w+?)_wildcards", job["comment"])
+        rule = re.match(r"rule_(prepare|run_evaluate_train)(_wildcards|$)", job["comment"])
         assert rule, job
         by_rule.setdefault(rule[1], []).append(job)
-    # download, table(s) and paper are local rules: only prepare, train, evaluate went to SLURM.
-    assert sorted(by_rule) == ["evaluate", "prepare", "train"], jobs
-    assert len(by_rule["prepare"]) == 2 and len(by_rule["evaluate"]) == 4
-    assert all(job["state"] == "COMPLETED" for job in by_rule["prepare"] + by_rule["evaluate"])
-    train = by_rule["train"]
-    assert len(train) == 5, train  # 4 runs, one of them twice
-    failed = [job for job in train if job["state"] == "FAILED"]
-    assert len(failed) == 1 and "deq-fourier-1L16D" in failed[0]["comment"]
-    assert "audio" in failed[0]["comment"]
-    assert sum(job["state"] == "COMPLETED" for job in train) == 4
-    # Training asks one GPU with 4 CPUs (the profile); walltime = the config's 10 min x attempt.
-    for job in train:
+    # download, table(s) and paper are local rules: prepare and the run groups went to SLURM.
+    assert sorted(by_rule) == ["prepare", "run_evaluate_train"], jobs
+    assert len(by_rule["prepare"]) == 2
+    assert all(job["state"] == "COMPLETED" for job in by_rule["prepare"])
+    assert all(job["gres"] == "N/A" for job in by_rule["prepare"])
+    groups = by_rule["run_evaluate_train"]
+    assert len(groups) == 5, groups  # 4 runs, one of them twice
+    assert sum(job["state"] == "FAILED" for job in groups) == 1
+    assert sum(job["state"] == "COMPLETED" for job in groups) == 4
+    # One GPU with 4 CPUs (the profile); walltime and memory from the plan, x2 on the retry.
+    for job in groups:
         assert job["gres"] == "gres:gpu:1" and "cpu=4," in job["alloc"], job
-    assert all(job["gres"] == "N/A" for job in by_rule["prepare"] + by_rule["evaluate"])
-    limits = sorted(job["limit"] for job in train)
-    assert limits == ["10:00"] * 4 + ["20:00"], train
-    retried = [job for job in train if job["limit"] == "20:00"]
-    assert retried[0]["state"] == "COMPLETED" and retried[0]["comment"] == failed[0]["comment"]
+    runs_of = [path.parent.relative_to(workdir).as_posix() for path in runs]
+    expected = [planned_requests(tiny_run.config, run, 1, workdir) for run in runs_of]
+    expected.append(planned_requests(tiny_run.config, FLAKY_RUN, 2, workdir))
+    measured = [(_minutes(job["limit"]), _megabytes(job["memory"])) for job in groups]
+    assert sorted(measured) == sorted(expected), (measured, expected)
+    assert all(minutes > 20 for minutes, _ in expected)  # not the config's 10 min per job
+    failed = next(job for job in groups if job["state"] == "FAILED")
+    first = planned_requests(tiny_run.config, FLAKY_RUN, 1, workdir)
+    assert (_minutes(failed["limit"]), _megabytes(failed["memory"])) == first
+
+    # Snakemake deletes a job's log before each attempt; the attempts log beside it keeps every
+    # attempt: the injected failure, then the finished run (which the job's log holds alone).
+    log = (workdir / "logs" / "train" / FLAKY_RUN.split("/", 2)[2]).with_suffix(".log")
+    history = log.with_suffix(".attempts.log").read_text(encoding="utf-8")
+    assert history.count("=== train attempt started") == 2, history
+    assert history.index("injected failure") < history.rindex("=== train attempt started")
+    assert history.rstrip().endswith(log.read_text(encoding="utf-8").rstrip())
+    assert "injected failure" not in log.read_text(encoding="utf-8")
+
+
+def _minutes(limit: str) -> int:
+    """SLURM's TimeLimit ([D-]HH:MM:SS or MM:SS) in minutes."""
+    days, _, clock = limit.rpartition("-")
+    parts = [int(part) for part in clock.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    hours, minutes, seconds = parts
+    return (int(days or 0) * 24 + hours) * 60 + minutes + (seconds > 0)
+
+
+def _megabytes(memory: str) -> int:
+    """SLURM's MinMemory (e.g. 2000M, 4G) in MB."""
+    value, unit = float(memory[:-1]), memory[-1].upper()
+    return round(value * {"M": 1, "G": 1024, "T": 1024**2}[unit])
 
 
 @pytest.mark.slow
@@ -449,7 +536,7 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
             running = [
                 job
                 for job in cluster.jobs()
-                if job["state"] == "RUNNING" and job["comment"].startswith("rule_train_")
+                if job["state"] == "RUNNING" and job["comment"].startswith("rule_run_train")
             ]
             assert len(running) == 1, cluster.jobs()
             cluster.run("scancel", running[0]["id"])
@@ -463,7 +550,7 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
 
     # Snakemake reports the cancelled job; its outputs are gone, its checkpoint is kept.
     job_id = running[0]["id"]
-    assert f"SLURM-job '{job_id}' failed, SLURM status is: 'CANCELLED'" in output, output[-6000:]
+    assert "Error in group run" in output, output[-6000:]
     assert "Error in rule train" in output
     assert not (workdir / target).exists()
     saved = sorted(ckpt.glob("*.pt"))
@@ -488,4 +575,6 @@ def test_cancelled_training_is_reported_and_a_rerun_resumes_from_its_checkpoint(
     # Only the two training jobs went to SLURM (the prepared data was reused).
     new = [job for job in cluster.jobs() if job["id"] not in already]
     assert sorted(job["state"] for job in new) == ["CANCELLED", "COMPLETED"], new
-    assert all(job["comment"].startswith("rule_train_") for job in new), new
+    assert next(job for job in new if job["id"] == job_id)["state"] == "CANCELLED"
+    # The target needs no evaluation: each submission is the run's group with its training only.
+    assert all(job["comment"].startswith("rule_run_train") for job in new), new

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "pdf": "compile paper.tex and the figures it includes into paper.pdf (needs pdflatex)",
     "fit": "fit a model to your own file (image, audio, video or mesh) without Snakemake",
     "bench": "speed and memory benchmarks",
+    "plan": "predict every job's seconds and memory (results/plan/jobs.csv) and the grid's totals",
 }
 
 

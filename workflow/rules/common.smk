@@ -7,7 +7,17 @@ and the resources from implicit2.pipeline.run_settings; the paths from implicit2
 
 import shlex
 
+import implicit2.pipeline.plan as i2plan
+from implicit2.pipeline.shapes import UnknownShapeError
+
 WILDCARDS = i2paths.wildcard_patterns(CONFIG)
+
+try:
+    CALIBRATION = i2plan.calibration_of(CONFIG)
+except ValueError as error:
+    raise WorkflowError(f"plan.calibration: {error}") from None
+# Each run's train and evaluate jobs as one cluster submission, or each on its own.
+RUN_GROUP = "run" if CONFIG["group_runs"] else None
 
 
 wildcard_constraints:
@@ -36,8 +46,9 @@ def task_curves(wildcards):
 
 
 def task_previews(wildcards):
-    """The reconstruction previews of one task (read by the figures beside metrics.json)."""
-    return i2paths.run_files(CONFIG, "recon/preview.png", wildcards.task)
+    """The reconstruction folders of one task (recon/, whose preview.png the figures read beside
+    metrics.json)."""
+    return i2paths.run_files(CONFIG, "recon", wildcards.task)
 
 
 def reference_input(wildcards):
@@ -144,7 +155,7 @@ def stage_threads(stage):
 
 
 def stage_resource(stage, key):
-    """One resource (mem_mb, gpu) of a stage's jobs, from the config."""
+    """One resource (gpu) of a stage's jobs, from the config."""
 
     def resource(wildcards):
         return i2settings.resolve_resources(
@@ -154,16 +165,46 @@ def stage_resource(stage, key):
     return resource
 
 
-def stage_runtime(stage):
-    """Walltime in minutes of a stage's jobs: the configured runtime times the attempt."""
+def first_request(stage, wildcards):
+    """runtime and mem_mb of a job's first attempt: from the plan's prediction for train and
+    evaluate jobs when `plan.calibration` names a calibration, else (and for a dataset of unknown
+    size that is not prepared yet) from the config."""
+    if CALIBRATION is not None and stage in i2plan.PLANNED_RULES:
+        try:
+            prediction = i2plan.predict_job(
+                CONFIG,
+                CALIBRATION,
+                stage,
+                wildcards.task,
+                wildcards.dataset,
+                wildcards.model,
+            )
+        except UnknownShapeError:
+            pass
+        else:
+            return i2plan.first_request(CONFIG["plan"], prediction)
+    return i2settings.resolve_resources(
+        CONFIG, wildcards.task, wildcards.dataset, stage
+    )
 
-    def runtime(wildcards, attempt):
-        values = i2settings.resolve_resources(
-            CONFIG, wildcards.task, wildcards.dataset, stage
-        )
-        return values["runtime"] * attempt
 
-    return runtime
+def stage_request(stage, key):
+    """runtime (minutes) or mem_mb of a stage's jobs at a given attempt: the first request times
+    the attempt, within `plan.partition_max_runtime` and `plan.max_mem_mb`."""
+
+    def request(wildcards, attempt):
+        first = first_request(stage, wildcards)
+        return i2plan.attempt_request(CONFIG["plan"], first, attempt)[key]
+
+    return request
+
+
+# ---- plan (workflow/rules/plan.smk) ----------------------------------------------------------
+
+
+def plan_config(wildcards):
+    """The validated config as JSON, for `implicit2 plan --config-json`."""
+    return i2settings.to_json(CONFIG)
 
 
 # ---- bench (workflow/rules/bench.smk) --------------------------------------------------------

@@ -34,13 +34,15 @@ rule prepare:
         "../../envs/implicit2.yaml"
     threads: stage_threads("prepare")
     resources:
-        mem_mb=stage_resource("prepare", "mem_mb"),
-        runtime=stage_runtime("prepare"),
+        mem_mb=stage_request("prepare", "mem_mb"),
+        runtime=stage_request("prepare", "runtime"),
         gpu=stage_resource("prepare", "gpu"),
     params:
         spec=prepare_spec,
         raw=raw_dir,
     shell:
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== prepare attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "OMP_NUM_THREADS={threads} python -m implicit2 prepare --task {wildcards.task}"
         " --dataset {wildcards.dataset} --raw {params.raw:q} --spec {params.spec:q}"
-        " --out {output.data:q} > {log:q} 2>&1"
+        " --out {output.data:q} 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"
