@@ -143,9 +143,9 @@ def _shape_from_arrays(task: str, arrays: Mapping[str, tuple[int, ...]]) -> Data
         samples = arrays["waveform"][-1]
         return DataShape(1, samples, samples, 1, 1)
     if task == "video":
-        frames, height, width, *channels = arrays["frames"]
+        frames, height, width, *colour = arrays["frames"]
         points = frames * height * width
-        return DataShape(1, points, points, 3, channels[0] if channels else 1)
+        return DataShape(1, points, points, 3, colour[0] if colour else 1)
     if task == "occupancy":
         test = arrays["easy_points"][0] + arrays["hard_points"][0]
         return DataShape(1, arrays["train_points"][0], test, 3, 1)
