@@ -1,6 +1,9 @@
-"""Which Python runs the jobs: JOB_PATH, the PATH export the Snakefile's shell prefix ends with."""
+"""Which Python runs the jobs: JOB_PATH, the PATH export the Snakefile's shell prefix ends with,
+and under --sdm apptainer the image every job runs in (IMPLICIT2_CONTAINER, docs/container.md).
+"""
 
 import importlib.util
+import os
 import shlex
 import shutil
 import subprocess
@@ -20,6 +23,12 @@ def job_path():
     activated venv; else empty when the `python` on PATH has them; else a WorkflowError before
     any job, naming what to activate."""
     methods = {method.name for method in workflow.deployment_settings.deployment_method}
+    if "APPTAINER" in methods and not CONTAINER:
+        raise WorkflowError(
+            "--sdm apptainer needs the image the jobs run in: build it from the Dockerfile and set "
+            "IMPLICIT2_CONTAINER (e.g. docker://REGISTRY/implicit2:0.2.0 or a .sif file; "
+            "docs/container.md)"
+        )
     if methods & {"CONDA", "APPTAINER"}:
         return ""
     here = Path(sys.executable).parent
@@ -38,6 +47,13 @@ def job_path():
         "`.venv/bin/snakemake` (after `make setup`), activate an environment with implicit2's "
         "dependencies, or add `--sdm conda`"
     )
+
+
+# The image built from the Dockerfile, for --sdm apptainer: any URI Snakemake accepts.
+CONTAINER = os.environ.get("IMPLICIT2_CONTAINER") or None
+
+
+container: CONTAINER
 
 
 JOB_PATH = job_path()
