@@ -3,10 +3,10 @@
 Runs where Podman works (skips with the reason elsewhere). No registry is needed: the base image
 is IMPLICIT2_BASE_IMAGE, else ``localhost/debian:bookworm-minbase`` when Podman has it, else one
 made here with debootstrap from Debian's archive (root only). The build reaches PyPI; the CPU
-torch wheel comes from $PIP_FIND_LINKS when set (mounted into the build), else from PyTorch's CPU
-index. The Podman flags that restricted hosts need (fuse-overlayfs storage, runc, cgroupfs,
-chroot builds, modest ulimits: see docs/container.md) are used where they apply. The first build
-takes many minutes (later ones reuse the cached layers).
+torch wheel comes from pip's find-links folders when set ($PIP_FIND_LINKS or `pip config`,
+mounted into the build), else from PyTorch's CPU index. The Podman flags that restricted hosts
+need (fuse-overlayfs storage, runc, cgroupfs, chroot builds, modest ulimits: docs/container.md)
+are used where they apply. The first build takes minutes; later ones reuse the cached layers.
 """
 
 from __future__ import annotations
@@ -52,6 +52,21 @@ def podman(*args: str, timeout: float = 600, **kwargs) -> subprocess.CompletedPr
     )
 
 
+def pip_setting(name: str) -> str:
+    """A pip setting as the host's pip sees it: $PIP_<NAME>, else `pip config` (any scope)."""
+    value = os.environ.get("PIP_" + name.upper().replace("-", "_"))
+    if value:
+        return value
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    ).stdout
+    for line in listed.splitlines():
+        key, _, found = line.partition("=")
+        if key.endswith("." + name):
+            return found.strip().strip("'\"")
+    return ""
+
+
 @pytest.fixture(scope="module")
 def base_image(tmp_path_factory) -> str:
     if shutil.which("podman") is None:
@@ -92,13 +107,13 @@ def image(base_image) -> str:
         pytest.skip(f"podman cannot run a container here: {probe.stderr.strip()[-300:]}")
     command = ["build", "--isolation", "chroot", "--network", "host"]
     command += ["--build-arg", f"BASE={base_image}", "-t", IMAGE, "-f", str(ROOT / "Dockerfile")]
-    links = [link for link in os.environ.get("PIP_FIND_LINKS", "").split() if Path(link).is_dir()]
+    links = [link for link in pip_setting("find-links").split() if Path(link).is_dir()]
     for number, link in enumerate(links):
         command += ["-v", f"{link}:/links/{number}:ro"]
     if links:
         flags = " ".join(f"--find-links /links/{number}" for number in range(len(links)))
         command += ["--build-arg", f"TORCH_PIP_ARGS={flags}"]
-    certificate = os.environ.get("PIP_CERT")
+    certificate = pip_setting("cert")
     if certificate and Path(certificate).is_file():  # a TLS-inspecting proxy's CA
         command += ["-v", f"{certificate}:/ca.crt:ro", "--build-arg", "PIP_CA_BUNDLE=/ca.crt"]
     built = podman(*command, str(ROOT), timeout=3000)
