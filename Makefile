@@ -26,8 +26,11 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/torch-$(TORCH).txt s
 	$(PYTHON) scripts/setup_env.py --venv $(VENV) --torch $(TORCH) --torch-pip-args "$(TORCH_PIP_ARGS)"
 
 # Re-resolve the lock after a change to pyproject.toml's dependencies (keeps the current pins where
-# they still fit; UPGRADE=1 takes the newest allowed versions). Needs PyPI and the CPU torch wheel.
-lock: setup
+# they still fit; UPGRADE=1 takes the newest allowed versions). Needs PyPI and the CPU torch wheel,
+# and uv from the venv: a set-up that fails its final `pip check` (pyproject asks for what the old
+# lock lacks) has installed it already.
+lock:
+	test -x $(VENV)/bin/uv || $(MAKE) setup || test -x $(VENV)/bin/uv
 	$(PY) scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 demo: setup
