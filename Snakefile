@@ -61,9 +61,16 @@ for _warning in i2settings.shadowed_train_keys(CONFIG, config):
 
 # Jobs run `python -m implicit2 ...` from this checkout, whichever Python environment executes
 # them: the project's venv, or a conda environment made from envs/implicit2.yaml (--sdm conda).
+# JOB_PATH puts Snakemake's own interpreter first when that is the project's venv.
+
+
+include: "workflow/rules/environment.smk"
+
+
 SRC_ON_PYTHONPATH = shlex.quote(str(SRC_DIR))
 shell.prefix(
     "set -euo pipefail; export PYTHONPATH={SRC_ON_PYTHONPATH}${{PYTHONPATH:+:$PYTHONPATH}}; "
+    "{JOB_PATH}"
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+import implicit2
 
 _PACKAGES = (
     "implicit2",
@@ -27,6 +30,8 @@ _PACKAGES = (
     "pandas",
     "snakemake",
 )
+#: The lock files `make setup` installs from (requirements/ of the checkout).
+LOCK_FILES = ("lock.txt", "torch-cpu.txt", "torch-cuda.txt")
 #: Environment variables that change how or where a run executes.
 _ENVIRONMENT = (
     "OMP_NUM_THREADS",
@@ -67,6 +72,20 @@ def package_versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def lock_hashes(root: Path | None = None) -> dict[str, str | None]:
+    """sha256 of each lock file of the checkout holding this package (None where absent, e.g. an
+    installed wheel): which locked environment the result was made with."""
+    folder = (root or implicit2.CHECKOUT) / "requirements"
+    hashes: dict[str, str | None] = {}
+    for name in LOCK_FILES:
+        try:
+            digest: str | None = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        hashes[f"requirements/{name}"] = digest
+    return hashes
 
 
 def device_name(device: torch.device) -> str:
@@ -110,6 +129,8 @@ def collect(device: torch.device, started: str, config: dict[str, Any]) -> dict[
     """The provenance record stored in every train.json / metrics.json."""
     return {
         "git": git_state(),
+        "version": implicit2.__version__,
+        "lock": lock_hashes(),
         "packages": package_versions(),
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
