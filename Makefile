@@ -34,7 +34,7 @@ lock:
 	$(PY) scripts/lock.py $(if $(UPGRADE),--upgrade)
 
 demo: setup
-	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --profile profiles/default --configfile config/demo.yaml --cores all
+	PATH=$(abspath $(VENV))/bin:$$PATH snakemake --profile profiles/local --configfile config/demo.yaml
 	@echo "Demo finished: tables in results/tables/ (paper.tex, one CSV per task), figures in results/figures/, runs in results/runs/"
 
 test: setup
@@ -44,6 +44,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/snakefmt --check Snakefile workflow
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf results resources logs benchmarks .snakemake
