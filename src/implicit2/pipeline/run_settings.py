@@ -48,12 +48,13 @@ HPARAM_KEYS: tuple[str, ...] = (
     "log_every",
     "checkpoint_every",
     "signal_batch",
+    "warm_cache_mb",
     "tf32",
     "compile",
     "device",
 )
 _INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})
-_INT_KEYS |= {"signal_batch", "batch_size"}
+_INT_KEYS |= {"signal_batch", "batch_size", "warm_cache_mb"}
 _FLOAT_KEYS = frozenset({"lr", "lr_decay", "input_scale", "tol", "eval_tol", "gabor_alpha"})
 _FLOAT_KEYS |= {"grad_clip"}
 

@@ -31,6 +31,7 @@ class TrainSettings:
     log_every: int = 50
     checkpoint_every: int = 500
     signal_batch: int = 0
+    warm_cache_mb: int | None = None
     tf32: bool = True
     compile: bool = False
     device: str = "auto"
@@ -67,6 +68,10 @@ class TrainSettings:
             raise ValueError(f"training setting lr_decay must be ≥ 0, got {self.lr_decay}")
         if self.signal_batch < 0:
             raise ValueError(f"training setting signal_batch must be ≥ 0, got {self.signal_batch}")
+        if self.warm_cache_mb is not None and self.warm_cache_mb < 0:
+            raise ValueError(
+                f"training setting warm_cache_mb must be ≥ 0 or null, got {self.warm_cache_mb}"
+            )
         if not is_device_name(self.device):
             raise ValueError(
                 f"training setting device must be auto, cpu or cuda[:N], got {self.device!r}"
