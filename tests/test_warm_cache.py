@@ -69,7 +69,8 @@ def test_non_finite_states_are_not_kept():
     start = cache.start(slots)
     limit = torch.finfo(CACHE_DTYPE).max
     assert torch.isfinite(start).all()
-    assert start[0, 0].tolist() == [0.0, 1.0, 2.0] and start[0, 1].tolist() == [limit, -limit, limit]
+    assert start[0, 0].tolist() == [0.0, 1.0, 2.0]
+    assert start[0, 1].tolist() == [limit, -limit, limit]
 
 
 def test_loading_states_of_another_budget_keeps_the_points_both_cached():
