@@ -30,7 +30,7 @@ from implicit2.training.loop import (
 from implicit2.training.settings import TrainSettings
 
 CPU = torch.device("cpu")
-SRC = str(Path(inspect.getfile(train)).parent)
+SRC = str(Path(inspect.getfile(train)).parents[1])  # all of implicit2, the solvers included
 
 
 @pytest.fixture(autouse=True, scope="module")
