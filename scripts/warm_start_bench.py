@@ -103,7 +103,7 @@ def train_step(task: Task, data: PreparedData, variant: Variant) -> None:
         variant.cache.store(slots, z_next)
     variant.seconds.append(time.perf_counter() - started)
     variant.iterations.append(steps)
-    variant.losses.append(float(loss))
+    variant.losses.append(float(loss.detach()))
 
 
 def subsampled(data: PreparedData, points: int | None) -> PreparedData:

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 CACHE_DTYPE = torch.float16
 #: ``warm_cache_mb: null`` on CPU: the budget in MB (host memory is shared with everything else).
 CPU_DEFAULT_MB = 4096
-#: ``warm_cache_mb: null`` on CUDA: this share of the device memory free when training starts.
-CUDA_FREE_SHARE = 0.25
+#: ``warm_cache_mb: null`` on CUDA: this share of the device memory free when a signal batch
+#: starts (``signal_batch: 0`` plans its steps to fill 80 % of it: together at most 95 %).
+CUDA_FREE_SHARE = 0.15
 
 
 def default_budget_bytes(device: torch.device) -> int:
