@@ -21,7 +21,6 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,19 +45,23 @@ from implicit2.training.warm_cache import WarmStartCache
 CPU = torch.device("cpu")
 
 
-@dataclass
 class Variant:
     """One model trained step by step: the loop's state for one signal batch."""
 
-    name: str
-    model: INR
-    settings: TrainSettings
-    optimizer: torch.optim.Optimizer
-    generator: torch.Generator
-    cache: WarmStartCache | None
-    seconds: list[float] = field(default_factory=list)
-    iterations: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
+    def __init__(
+        self,
+        name: str,
+        model: INR,
+        settings: TrainSettings,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+        cache: WarmStartCache | None,
+    ) -> None:
+        self.name, self.model, self.settings = name, model, settings
+        self.optimizer, self.generator, self.cache = optimizer, generator, cache
+        self.seconds: list[float] = []
+        self.iterations: list[int] = []
+        self.losses: list[float] = []
 
 
 def make_variant(
