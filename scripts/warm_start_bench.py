@@ -177,9 +177,12 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
         settings = TrainSettings.from_dict(values)
         variants.append((model, make_variant(name, task, data, model, settings, args.seed)))
     started = time.perf_counter()
-    for _ in range(args.steps):
+    for step in range(args.steps):
         for _, variant in variants:
             train_step(task, data, variant)
+        if (step + 1) % 25 == 0:
+            done = {v.name: v.iterations[-1] for _, v in variants}
+            print(f"step {step + 1}: {time.perf_counter() - started:.0f} s, {done}", flush=True)
     train_seconds = time.perf_counter() - started
     test = subsampled(data, args.test_points)
     results: dict[str, Any] = {}
