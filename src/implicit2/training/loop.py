@@ -368,7 +368,7 @@ def _train_chunk(
         scheduler.step()
         if amortize:
             state.cache = z_next
-        elif slots is not None and z_next is not None:
+        elif warm is not None and slots is not None and z_next is not None:
             warm.store(slots, z_next)
         state.solver_steps_total += solver_steps
         state.interval_solver_steps += solver_steps
