@@ -425,6 +425,44 @@ def test_resume_continues_the_learning_rate_decay(camera, tmp_path, monkeypatch)
     assert_same_weights(whole, resumed)
 
 
+#: Minibatch runs of a full-batch task: DEQ solves warm-started from the pool cache.
+MINIBATCH = {**HPARAMS, "batch_size": 64, "amortize": False}
+
+
+def test_minibatch_resume_restores_the_warm_start_cache(camera, tmp_path, monkeypatch):
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    record = train_in_process(camera, whole, MINIBATCH)
+    assert record["warm_cache_bytes"] == 257 * 16 * 2  # 16×16 pixels + the scratch row, fp16
+    interrupted_in_process(camera, resumed, monkeypatch, hparams=MINIBATCH)
+    payload = torch.load(resumed / "ckpt" / "signals0-step15.pt", weights_only=False)
+    cache = payload["state"]["warm_cache"]
+    assert cache.dtype == torch.float16 and cache.shape == (1, 257, 16)
+    assert (cache[0, :256].abs().sum(-1) > 0).float().mean() > 0.9  # most pixels were drawn
+    again = train_in_process(camera, resumed, MINIBATCH)
+    assert again["provenance"]["resumed"] == [{"first_signal": 0, "step": 15}]
+    assert_same_weights(whole, resumed)
+    assert again["solver_steps_mean"] == record["solver_steps_mean"]
+
+
+def test_a_checkpoint_without_the_warm_start_cache_resumes_from_an_empty_one(
+    camera, tmp_path, monkeypatch
+):
+    """A checkpoint written before the cache existed (no cache, no ``warm_cache_mb`` setting)
+    is resumed; its points start from zero again."""
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    record = train_in_process(camera, whole, MINIBATCH)
+    interrupted_in_process(camera, resumed, monkeypatch, hparams=MINIBATCH)
+    path = resumed / "ckpt" / "signals0-step15.pt"
+    payload = torch.load(path, weights_only=False)
+    del payload["state"]["warm_cache"]
+    del payload["identity"]["settings"]["warm_cache_mb"]
+    torch.save(payload, path)
+    again = train_in_process(camera, resumed, MINIBATCH)
+    assert again["status"] == "ok"
+    assert again["provenance"]["resumed"] == [{"first_signal": 0, "step": 15}]
+    assert again["solver_steps_mean"] > record["solver_steps_mean"]  # solves from zero again
+
+
 # ---- divergence -----------------------------------------------------------------------------
 
 

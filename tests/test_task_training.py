@@ -65,14 +65,14 @@ def test_batch_size_makes_a_full_batch_task_train_on_minibatches(monkeypatch) ->
 
     pytest.importorskip("skimage.data")
     drawn: list[int] = []
-    original = Task.sample_batch
+    original = Task.sample_index
 
     def spy(self, data, batch_size, generator):
-        coords, targets = original(self, data, batch_size, generator)
-        drawn.append(len(coords))
-        return coords, targets
+        index = original(self, data, batch_size, generator)
+        drawn.append(len(index))
+        return index
 
-    monkeypatch.setattr(Task, "sample_batch", spy)
+    monkeypatch.setattr(Task, "sample_index", spy)
     data = crop_dataset(image_crops("camera", 32, 1))
     task = get_task(data.task)
     common = {"steps": 12, "lr": 3e-3, "input_scale": 32.0, "log_every": 4}

@@ -36,7 +36,8 @@ def test_bikes_frames_downsampled(bikes_mp4, tmp_path):
     blocks = frames.reshape(3, 34, 8, 80, 8, 3).mean(axis=(2, 4))  # 272x640 → 34x80 exactly
     assert np.allclose((data.train_targets[0] + 1) / 2, blocks.reshape(-1, 3), atol=1e-6)
 
-    coords, targets = task.sample_batch(data, 500, torch.Generator().manual_seed(0))
+    index = task.sample_index(data, 500, torch.Generator().manual_seed(0))
+    coords, targets = task.batch_at(data, index)
     assert coords.shape == (500, 3) and targets.shape == (1, 500, 3)
 
     metrics, predictions = task.evaluate(lambda c: torch.zeros(1, c.shape[0], 3), data)

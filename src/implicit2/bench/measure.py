@@ -243,7 +243,7 @@ def bench_model(
             counter or contextlib.nullcontext(),
             meter.track() if meter else contextlib.nullcontext(),
         ):
-            per_signal, cache, solver_steps = forward(x, y, cache)
+            per_signal, cache, solver_steps = forward(x, y, cache, cache is None)
             loss = per_signal.sum()
             apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
         synchronize(device)

@@ -32,7 +32,7 @@ from implicit2.pipeline.grid import selected_tasks
 #: The keys of ``--hparams`` (docs/architecture.md), in that order.
 HPARAM_KEYS: tuple[str, ...] = tuple(train_defaults())
 _INT_KEYS = frozenset({"steps", "max_iter", "unroll_steps", "log_every", "checkpoint_every"})
-_INT_KEYS |= {"signal_batch", "batch_size"}
+_INT_KEYS |= {"signal_batch", "batch_size", "warm_cache_mb"}
 _FLOAT_KEYS = frozenset({"lr", "lr_decay", "input_scale", "tol", "eval_tol", "gabor_alpha"})
 _FLOAT_KEYS |= {"grad_clip"}
 

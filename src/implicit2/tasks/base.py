@@ -2,7 +2,7 @@
 
 A task turns raw files into one canonical ``.npz`` (``prepare``), loads it back as
 :class:`PreparedData` (``load``), says how to draw training batches and how to score a model
-(``sample_batch``, ``loss``, ``evaluate``) and writes what a person looks at (``export``).
+(``sample_index``, ``loss``, ``evaluate``) and writes what a person looks at (``export``).
 
 Conventions shared by all tasks:
 - Coordinates are float32 in [-1, 1] (occupancy: the unit cube the authors use), shape (N, in_dim).
@@ -93,16 +93,22 @@ class Task(ABC):
     def load(self, npz: Path) -> PreparedData:
         """Load and validate a prepared npz; errors name the file and the problem."""
 
-    def sample_batch(
+    def sample_index(
         self, data: PreparedData, batch_size: int, generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A random minibatch: coords (N_b, in_dim) and targets (S, N_b, out_dim), CPU tensors.
+    ) -> torch.Tensor:
+        """Indices (N_b,) into the training coordinates of a random minibatch, a CPU tensor.
 
         Called when the task is not ``full_batch`` or the settings give a ``batch_size``. The
-        default draws training coordinates uniformly.
+        default draws training coordinates uniformly (with replacement). The trainer keys its
+        warm-start cache by these indices.
         """
         count = data.train_coords.shape[0]
-        index = torch.randint(0, count, (batch_size,), generator=generator)
+        return torch.randint(0, count, (batch_size,), generator=generator)
+
+    def batch_at(
+        self, data: PreparedData, index: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coords (N_b, in_dim) and targets (S, N_b, out_dim) of the training points ``index``."""
         coords = torch.from_numpy(data.train_coords)[index]
         targets = torch.from_numpy(data.train_targets)[:, index]
         return coords, targets

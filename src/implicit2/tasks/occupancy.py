@@ -10,7 +10,7 @@ barycentric point) plus N(0, 0.001²) noise.
 IoU counts a point as occupied where the logit > 0: ``iou_easy``, ``iou_hard``.
 
 The paper samples fresh training points every step; here ``prepare`` labels a large fixed pool
-(``train_points``, 2²² by default) and ``sample_batch`` draws uniformly from it — with 50,000 points
+(``train_points``, 2²² by default) and ``sample_index`` draws uniformly from it — with 50,000 points
 a step, 10,000 steps see each pool point about 120 times.
 
 Meshes must be watertight (containment of an open scan is ill-defined): ``prepare`` refuses others

@@ -3,7 +3,7 @@
 Conventions (the authors' code): coordinates are the ``ij`` meshgrid of ``linspace(-1, 1, ·)``
 over (t, y, x) (:func:`implicit2.tasks.grids.video_coords`); targets are RGB in [0, 1] mapped to
 ``2v − 1``. Training draws random minibatches of pixels each step (``full_batch = False``; the
-default ``sample_batch``). The whole video is one signal; PSNR is computed per frame on outputs
+default ``sample_index``). The whole video is one signal; PSNR is computed per frame on outputs
 mapped back to [0, 1] and clamped: ``psnr`` / ``psnr_std`` are the mean / std over frames and
 ``psnr_per_signal`` holds the per-frame list (one entry per frame, not per signal).
 

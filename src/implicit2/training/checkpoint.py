@@ -35,8 +35,10 @@ FORMAT = "implicit2-checkpoint-v1"
 KEEP = 2
 #: The signal batch that ``signal_batch: 0`` chose, kept so that a resumed run batches alike.
 SIGNAL_BATCH_FILE = "signal_batch.json"
-#: Settings that do not change what a run computes: a checkpoint stays valid when they change.
-NEUTRAL_SETTINGS = ("checkpoint_every",)
+#: Settings that do not change what a run computes (the warm-start budget changes only solver
+#: iteration counts, not the fixed points beyond the tolerance): a checkpoint stays valid when
+#: they change, and one written before a setting existed still matches.
+NEUTRAL_SETTINGS = ("checkpoint_every", "warm_cache_mb")
 _PAYLOAD_KEYS = ("identity", "digest", "model", "optimizer", "scheduler", "generator", "state")
 
 

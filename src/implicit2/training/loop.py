@@ -3,7 +3,9 @@
 Full-batch tasks (images, audio) keep the equilibrium state z of every training coordinate: step 0
 solves z* = f(z*, x) from zero; every later step applies f once to the cached state and stores the
 result (the (Implicit)² schedule: after the first step a DEQ step costs about one layer).
-Minibatch tasks (video, occupancy) draw fresh points and solve from zero every step.
+Minibatch tasks (video, occupancy) draw points from a finite pool and solve every step, each point
+warm-started from the last fixed point found for it (:mod:`implicit2.training.warm_cache`; z = 0
+for a point never drawn or not cached).
 
 Every parameter has a leading signal axis, so all the signals of a dataset (``signal_batch`` at a
 time) train in one model pass; the loss is the sum of per-signal means, so each signal gets the
@@ -36,6 +38,7 @@ from implicit2.training import model_file
 from implicit2.training.checkpoint import Checkpointer, RunIdentity, data_fingerprint
 from implicit2.training.profiling import SavedTensorMeter, peak_memory_bytes, synchronize
 from implicit2.training.settings import TrainSettings, apply_device_options
+from implicit2.training.warm_cache import WarmStartCache, default_budget_bytes
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,8 @@ PROBE_POINTS = (256, 512)
 #: Points per step of a minibatch task whose settings give no ``batch_size``.
 DEFAULT_BATCH_POINTS = 65536
 
-#: (x, y, z0) → (per-signal loss, new state or None, solver steps): one training forward.
-Forward = Callable[[Tensor, Tensor, Tensor | None], tuple[Tensor, Tensor | None, int]]
+#: (x, y, z0, solve) → (per-signal loss, new state or None, solver steps): one training forward.
+Forward = Callable[[Tensor, Tensor, Tensor | None, bool], tuple[Tensor, Tensor | None, int]]
 
 CURVE_COLUMNS = ("step", "loss", "psnr", "seconds")
 
@@ -73,6 +76,10 @@ class ChunkResult:
     saved_bytes: int
     diverged_step: int | None = None
     seconds: float = 0.0
+    steps_done: int = 0
+    solver_steps_total: int = 0  # forward solver iterations summed over the steps done
+    solver_steps_intervals: list[float] = field(default_factory=list)  # mean per log interval
+    warm_cache_bytes: int = 0
 
 
 @dataclass
@@ -84,10 +91,14 @@ class ChunkProgress:
     first_bad: Tensor  # the first step whose loss was not finite, or -1 (a 0-d tensor)
     step: int = 0  # steps done
     cache: Tensor | None = None  # the amortized warm-start state z (full-batch DEQs)
+    warm_cache: Tensor | None = None  # the pool points' cached states (minibatch DEQs)
     curve: list[dict[str, Any]] = field(default_factory=list)
     intervals: list[float] = field(default_factory=list)  # mean seconds per step, per interval
     first_step_seconds: float = 0.0
     solver_steps_first: int = 0
+    solver_steps_total: int = 0  # forward solver iterations, all steps so far
+    solver_steps_intervals: list[float] = field(default_factory=list)  # mean per log interval
+    interval_solver_steps: int = 0  # solver iterations since the last log point
     saved_bytes: int = 0  # bytes saved for backward by one amortized step
     seconds: float = 0.0  # training seconds so far
     loss_count: int = 0  # steps summed in loss_sum
@@ -205,7 +216,7 @@ def saved_bytes_per_signal(task: Task, data: PreparedData, model: INR, points: i
         z0 = x.new_zeros((1, count, model.state_dim)) if model.state_dim > 0 else None
         meter = SavedTensorMeter()
         with meter.track():
-            forward(x, y, z0)
+            forward(x, y, z0, False)
         saved.append(meter.bytes)
     (low, high), (small, large) = PROBE_POINTS, saved
     return small + (large - small) / (high - low) * (points - low)
@@ -329,6 +340,9 @@ def _train_chunk(
     scheduler = make_scheduler(optimizer, settings)
     minibatch = minibatch_points(task, settings)
     amortize = settings.amortize and minibatch is None and model.state_dim > 0
+    warm = None
+    if minibatch is not None and model.state_dim > 0:
+        warm = make_warm_cache(settings, count, len(data.train_coords), model.state_dim, device)
     full_x = torch.from_numpy(data.train_coords).to(device).unsqueeze(0)
     full_y = torch.from_numpy(data.train_targets[first : first + count]).to(device)
     state = ChunkProgress.start(count, device)
@@ -341,29 +355,42 @@ def _train_chunk(
         )
         if restored is not None:
             state = ChunkProgress.from_dict(restored, device)
+    if warm is not None and state.warm_cache is not None:
+        warm.load(state.warm_cache)
+    state.warm_cache = warm.states if warm is not None else None
     meter = SavedTensorMeter()
     eager = training_forward(model, task, compile_step=False)
     forward = training_forward(model, task, compile_step=settings.compile)
     clock = time.perf_counter()
     interval_start, interval_step = clock, state.step
     bar = _progress(progress, settings.steps, state.step, f"{model_name} signals {first}+{count}")
-    for step in range(state.step, settings.steps):
+    start = state.step
+    for step in range(start, settings.steps):
+        slots = None
         if minibatch is None:
             x, y = full_x, full_y
+            z0 = state.cache if amortize else None
         else:
-            coords, targets = task.sample_batch(data, minibatch, generator)
+            index = task.sample_index(data, minibatch, generator)
+            coords, targets = task.batch_at(data, index)
             x = _to_device(coords, device).unsqueeze(0)
             y = _to_device(targets[first : first + count], device)
-        measure = step == state.step + 1 and state.saved_bytes == 0
+            slots = warm.slots(index) if warm is not None else None
+            z0 = warm.start(slots) if slots is not None else None
+        solve = z0 is None or not amortize
+        measure = step == start + 1 and state.saved_bytes == 0
         with meter.track() if measure else contextlib.nullcontext():
-            z0 = state.cache if amortize else None
-            per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0)
+            per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0, solve)
             loss = per_signal.sum()
         if measure:
             state.saved_bytes = meter.bytes
         apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
         if amortize:
             state.cache = z_next
+        elif warm is not None and slots is not None and z_next is not None:
+            warm.store(slots, z_next)
+        state.solver_steps_total += solver_steps
+        state.interval_solver_steps += solver_steps
         state.first_bad = torch.where(
             (state.first_bad < 0) & ~torch.isfinite(loss.detach()),
             torch.full_like(state.first_bad, step),
@@ -376,12 +403,14 @@ def _train_chunk(
             state.first_step_seconds = time.perf_counter() - clock
             state.solver_steps_first = solver_steps
             interval_start, interval_step = time.perf_counter(), 1
-        done = step + 1
+        done = state.step = step + 1
         if done % settings.log_every == 0 or done == settings.steps:
             synchronize(device)
             now = time.perf_counter()
             if done > interval_step:
                 state.intervals.append((now - interval_start) / (done - interval_step))
+            state.solver_steps_intervals.append(state.interval_solver_steps / state.loss_count)
+            state.interval_solver_steps = 0
             state.seconds += now - clock
             clock = now
             interval_start, interval_step = now, done
@@ -397,7 +426,6 @@ def _train_chunk(
                 return _chunk_result(first, count, model, state, diverged_step=bad)
         last = done == settings.steps
         if checkpointer is not None and checkpointer.due(done, settings.checkpoint_every, last):
-            state.step = done
             checkpointer.save(identity, model, optimizer, scheduler, generator, state.to_dict())
     bar.close()
     if not bool(torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
@@ -408,7 +436,8 @@ def _train_chunk(
 
 
 def training_forward(model: INR, task: Task, compile_step: bool) -> Forward:
-    """The forward pass of a training step: (x, y, z0) → (per-signal loss, new state, solver steps).
+    """The forward pass of a training step: (x, y, z0, solve) → (per-signal loss, new state,
+    solver steps); a DEQ solves from ``z0`` (None: zero) when ``solve``, else applies f once.
 
     Calls ``model.run``: ``check_finite_inputs`` has checked the coordinates once, where the
     per-call check of ``model(x)`` would sync with the host every step. With ``compile_step``,
@@ -416,8 +445,10 @@ def training_forward(model: INR, task: Task, compile_step: bool) -> Forward:
     ``torch.compile``; solves (data-dependent loops) stay eager.
     """
 
-    def eager(x: Tensor, y: Tensor, z0: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
-        out = model.run(x, z0=z0, solve=z0 is None)
+    def eager(
+        x: Tensor, y: Tensor, z0: Tensor | None, solve: bool
+    ) -> tuple[Tensor, Tensor | None, int]:
+        out = model.run(x, z0=z0, solve=solve)
         return task.loss(out.y, y), out.z, out.solver_steps
 
     if not compile_step:
@@ -429,13 +460,26 @@ def training_forward(model: INR, task: Task, compile_step: bool) -> Forward:
 
     compiled = torch.compile(no_solve, dynamic=False)
 
-    def forward(x: Tensor, y: Tensor, z0: Tensor | None) -> tuple[Tensor, Tensor | None, int]:
-        if z0 is None and model.state_dim > 0:
-            return eager(x, y, z0)
+    def forward(
+        x: Tensor, y: Tensor, z0: Tensor | None, solve: bool
+    ) -> tuple[Tensor, Tensor | None, int]:
+        if solve and model.state_dim > 0:
+            return eager(x, y, z0, solve)
         loss, z = compiled(x, y, z0)
         return loss, z, 0
 
     return forward
+
+
+def make_warm_cache(
+    settings: TrainSettings, signals: int, pool_points: int, width: int, device: torch.device
+) -> WarmStartCache | None:
+    """The warm-start cache of one signal batch within ``warm_cache_mb`` (None: the device's
+    default budget); None when the budget is 0 or holds no point."""
+    mb = settings.warm_cache_mb
+    budget = default_budget_bytes(device) if mb is None else mb << 20
+    cache = WarmStartCache(signals, pool_points, width, budget, device) if budget > 0 else None
+    return cache if cache is not None and cache.capacity > 0 else None
 
 
 def check_finite_inputs(data: PreparedData) -> None:
@@ -481,6 +525,10 @@ def _chunk_result(
         saved_bytes=state.saved_bytes,
         diverged_step=diverged_step,
         seconds=state.seconds,
+        steps_done=state.step,
+        solver_steps_total=state.solver_steps_total,
+        solver_steps_intervals=state.solver_steps_intervals,
+        warm_cache_bytes=0 if state.warm_cache is None else state.warm_cache.nbytes,
     )
 
 
@@ -534,10 +582,18 @@ def summary(result: TrainResult, device: torch.device, held_elsewhere: int = 0) 
         "saved_bytes_per_step": saved,
         "peak_memory_bytes": peak_memory_bytes(device, saved, held_elsewhere),
         "solver_steps_first": max((c.solver_steps_first for c in result.chunks), default=0),
+        "solver_steps_mean": solver_steps_mean(result),
+        "warm_cache_bytes": max((c.warm_cache_bytes for c in result.chunks), default=0),
         "signal_chunks": [(c.first, c.count) for c in result.chunks],
         "signal_batch_size": max((c.count for c in result.chunks), default=0),
         **result.device_options,
     }
+
+
+def solver_steps_mean(result: TrainResult) -> float:
+    """Forward solver iterations per training step, over every step of every signal batch."""
+    steps = sum(c.steps_done for c in result.chunks)
+    return sum(c.solver_steps_total for c in result.chunks) / steps if steps else 0.0
 
 
 class _NoBar:

@@ -37,6 +37,8 @@ CARRIED = (
     "saved_bytes_per_step",
     "peak_memory_bytes",
     "solver_steps_first",
+    "solver_steps_mean",
+    "warm_cache_bytes",
     "hparams",
 )
 

@@ -36,6 +36,7 @@ class TrainSettings:
     log_every: int = _DEFAULTS["log_every"]
     checkpoint_every: int = _DEFAULTS["checkpoint_every"]
     signal_batch: int = _DEFAULTS["signal_batch"]
+    warm_cache_mb: int | None = _DEFAULTS["warm_cache_mb"]
     tf32: bool = _DEFAULTS["tf32"]
     compile: bool = _DEFAULTS["compile"]
     device: str = _DEFAULTS["device"]
@@ -72,6 +73,10 @@ class TrainSettings:
             raise ValueError(f"training setting lr_decay must be ≥ 0, got {self.lr_decay}")
         if self.signal_batch < 0:
             raise ValueError(f"training setting signal_batch must be ≥ 0, got {self.signal_batch}")
+        if self.warm_cache_mb is not None and self.warm_cache_mb < 0:
+            raise ValueError(
+                f"training setting warm_cache_mb must be ≥ 0 or null, got {self.warm_cache_mb}"
+            )
         if not is_device_name(self.device):
             raise ValueError(
                 f"training setting device must be auto, cpu or cuda[:N], got {self.device!r}"
