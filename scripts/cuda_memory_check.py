@@ -3,8 +3,8 @@
 For each case (model, crop size, signals, solver) it trains 20 steps on crops of the cameraman
 with every signal in one pass, reads ``torch.cuda.max_memory_allocated`` above what was held
 before, and prints one JSON line: the estimate
-(:func:`implicit2.training.loop.step_bytes_per_signal` × signals), the peak, their ratio, and the
-peak's workspace in activations beyond what autograd saves and the parameters with their
+(:func:`implicit2.training.batching.step_bytes_per_signal` × signals), the peak, their ratio,
+and the peak's workspace in activations beyond what autograd saves and the parameters with their
 gradients and Adam moments (what ``WORKSPACE_ACTIVATIONS`` stands for).
 Usage: python scripts/cuda_memory_check.py [OUT.jsonl]
 """
@@ -19,8 +19,10 @@ import torch
 from implicit2.bench.inputs import crop_dataset, image_crops
 from implicit2.models import parse_model_name
 from implicit2.tasks import get_task
-from implicit2.training.loop import make_model, saved_bytes_per_signal, step_bytes_per_signal, train
+from implicit2.training.batching import saved_bytes_per_signal, step_bytes_per_signal
+from implicit2.training.loop import train
 from implicit2.training.settings import TrainSettings
+from implicit2.training.step import make_model
 
 CASES = (
     ("deq-fourier-1L256D", 256, 1, "fixed_point"),

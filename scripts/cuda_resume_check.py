@@ -19,7 +19,8 @@ from implicit2.bench.inputs import crop_dataset, image_crops
 from implicit2.bench.measure import per_signal_psnr
 from implicit2.tasks import get_task
 from implicit2.training.checkpoint import Checkpointer, TrainingInterrupted
-from implicit2.training.loop import TrainResult, train
+from implicit2.training.loop import train
+from implicit2.training.records import TrainResult
 from implicit2.training.settings import TrainSettings
 
 MODEL = "deq-fourier-1L256D"

@@ -32,14 +32,14 @@ from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.training.allocator import keep_freed_memory
 from implicit2.training.evaluate import Predictor
-from implicit2.training.loop import (
+from implicit2.training.loop import make_warm_cache
+from implicit2.training.settings import TrainSettings
+from implicit2.training.step import (
     clip_gradient_values,
     make_model,
     make_optimizer,
-    make_warm_cache,
     training_forward,
 )
-from implicit2.training.settings import TrainSettings
 from implicit2.training.warm_cache import WarmStartCache
 
 CPU = torch.device("cpu")

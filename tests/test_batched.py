@@ -18,18 +18,17 @@ from implicit2.bench.measure import per_signal_psnr
 from implicit2.deq.solvers import EXTRA_STATE_COPIES, SOLVERS
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
-from implicit2.training.loop import (
+from implicit2.training.batching import (
     CPU_SIGNAL_ELEMENTS,
     DEVICE_MEMORY_SHARE,
     auto_signal_batch,
-    make_model,
-    make_optimizer,
     saved_bytes_per_signal,
     step_bytes_per_signal,
-    summary,
-    train,
 )
+from implicit2.training.loop import train
+from implicit2.training.records import summary
 from implicit2.training.settings import TrainSettings
+from implicit2.training.step import make_model, make_optimizer
 
 CPU = torch.device("cpu")
 SRC = str(Path(inspect.getfile(implicit2)).parent)  # the package: every subpackage's reads

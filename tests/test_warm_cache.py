@@ -10,7 +10,8 @@ from implicit2.bench.measure import crop_dataset, image_crops
 from implicit2.models import build_model
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
-from implicit2.training.loop import summary, train
+from implicit2.training.loop import train
+from implicit2.training.records import summary
 from implicit2.training.settings import TrainSettings
 from implicit2.training.warm_cache import CACHE_DTYPE, WarmStartCache
 

@@ -44,9 +44,11 @@ from implicit2.pipeline.cost import (
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training.checkpoint import Checkpointer
-from implicit2.training.loop import make_model, summary, train
+from implicit2.training.loop import train
 from implicit2.training.profiling import reset_peak_memory, synchronize
+from implicit2.training.records import summary
 from implicit2.training.settings import TrainSettings
+from implicit2.training.step import make_model
 
 log = logging.getLogger(__name__)
 

@@ -25,24 +25,23 @@ from implicit2.models import INR, count_parameters, parse_model_name
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.tasks.scores import unit_psnr
-from implicit2.training.loop import (
-    TrainResult,
-    apply_update,
-    check_finite_inputs,
-    make_model,
-    make_optimizer,
-    make_scheduler,
-    summary,
-    train,
-    training_forward,
-)
+from implicit2.training.loop import train
 from implicit2.training.profiling import (
     SavedTensorMeter,
     peak_memory_bytes,
     reset_peak_memory,
     synchronize,
 )
+from implicit2.training.records import TrainResult, summary
 from implicit2.training.settings import TrainSettings, apply_device_options, resolve_device
+from implicit2.training.step import (
+    apply_update,
+    check_finite_inputs,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+    training_forward,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +211,8 @@ def bench_model(
     probe: MatmulProbe | None = None,
 ) -> dict[str, Any]:
     """Train ``name`` full batch on the one-signal ``data`` with the trainer's own step
-    (:func:`~implicit2.training.loop.training_forward`, then
-    :func:`~implicit2.training.loop.apply_update`; amortized for a DEQ) and measure every step.
+    (:func:`~implicit2.training.step.training_forward`, then
+    :func:`~implicit2.training.step.apply_update`; amortized for a DEQ) and measure every step.
 
     With ``probe``, a reference matmul is also timed after every ``PROBE_EVERY``-th step, so the
     model's GFLOP/s can be compared with the matmul's over the same minutes

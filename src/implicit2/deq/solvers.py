@@ -114,6 +114,12 @@ class _Monitor:
         self.iterations = 0
         self._residual, self._finite = math.inf, True
 
+    def best_iterate(self) -> Tensor:
+        """Each signal's best iterate so far (a monitor made with ``keep_best``)."""
+        if self.best is None:
+            raise RuntimeError("this monitor keeps no best iterate: make it with keep_best=True")
+        return self.best
+
     def record(self, z: Tensor, fz: Tensor, diff: Tensor) -> Tensor:
         """Record iterate ``z``, its image ``fz`` and ``diff`` = fz − z (no host sync).
 
@@ -309,7 +315,7 @@ def anderson(
         if beta != 1.0:
             mixed.baddbmm_(alpha, residuals[:, :n], alpha=beta - 1.0)
         z = mixed.squeeze(1)
-    return monitor.best.view(z0.shape), monitor.stats()
+    return monitor.best_iterate().view(z0.shape), monitor.stats()
 
 
 def _mixing_weights(gram: Tensor, lam: float) -> Tensor:
@@ -375,7 +381,7 @@ def broyden(
         _apply(us[:, :stored], vs[:, :stored], g, out=dz).neg_()
         g, g_prev = g_prev, g
         z.add_(dz)
-    return monitor.best.view(z0.shape), monitor.stats()
+    return monitor.best_iterate().view(z0.shape), monitor.stats()
 
 
 def _inner(y: Tensor, stack: Tensor) -> Tensor:

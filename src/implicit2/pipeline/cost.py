@@ -42,7 +42,7 @@ KINDS: tuple[str, ...] = (
 #: Version of the calibration file layout.
 CALIBRATION_FORMAT = 1
 #: On CPU, ``signal_batch: 0`` trains as many signals at once as keep one activation within this
-#: many elements (``implicit2.training.loop.CPU_SIGNAL_ELEMENTS``).
+#: many elements (``implicit2.training.batching.CPU_SIGNAL_ELEMENTS``).
 CPU_SIGNAL_ELEMENTS = 1 << 21
 #: On CUDA, ``signal_batch: 0`` fills at most this share of the device memory.
 DEVICE_MEMORY_SHARE = 0.8

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, overload
 
 
 def check_options(task: str, options: Mapping[str, Any], allowed: Mapping[str, str]) -> dict:
@@ -16,6 +16,10 @@ def check_options(task: str, options: Mapping[str, Any], allowed: Mapping[str, s
     return options
 
 
+@overload
+def positive_int(task: str, options: Mapping[str, Any], name: str, default: int) -> int: ...
+@overload
+def positive_int(task: str, options: Mapping[str, Any], name: str, default: None) -> int | None: ...
 def positive_int(
     task: str, options: Mapping[str, Any], name: str, default: int | None
 ) -> int | None:

@@ -67,7 +67,7 @@ def data_fingerprint(*arrays: np.ndarray) -> str:
     for array in arrays:
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
+        digest.update(array.data.cast("B"))  # the buffer itself, as memoryview(array)
     return digest.hexdigest()
 
 

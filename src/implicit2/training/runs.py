@@ -15,8 +15,9 @@ from implicit2.tasks.scores import NonFinitePrediction
 from implicit2.training import provenance
 from implicit2.training.checkpoint import Checkpointer
 from implicit2.training.evaluate import evaluate_run
-from implicit2.training.loop import summary, train, write_outputs
+from implicit2.training.loop import train
 from implicit2.training.profiling import reset_peak_memory
+from implicit2.training.records import summary, write_outputs
 from implicit2.training.settings import TrainSettings, resolve_device, set_matmul_precision
 
 log = logging.getLogger(__name__)
