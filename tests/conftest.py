@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +61,15 @@ def around_updates(monkeypatch) -> Callable[..., None]:
         monkeypatch.setattr(trainer, "make_optimizer", hooked)
 
     return install
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread avoids OpenMP contention on a shared machine (a test module
+    opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

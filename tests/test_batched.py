@@ -34,12 +34,7 @@ CPU = torch.device("cpu")
 SRC = str(Path(inspect.getfile(implicit2)).parent)  # the package: every subpackage's reads
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

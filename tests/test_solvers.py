@@ -15,13 +15,7 @@ NAMES = sorted(SOLVERS)
 PRECISIONS = [(torch.float32, 1e-3), (torch.float64, 1e-6)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def contraction(
