@@ -155,7 +155,7 @@ def test_fit_task_option_overrides_the_guess(tmp_path: Path) -> None:
 
 
 def test_fit_refuses_unknown_files_and_models_with_clear_errors(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a signal")
@@ -167,6 +167,21 @@ def test_fit_refuses_unknown_files_and_models_with_clear_errors(
     tone = write_tone(tmp_path / "tone.wav")
     assert main(["fit", str(tone), "--model", "deq-cosine-1L8D", "--out", str(tmp_path)]) == 2
     assert "deq-{fourier|gabor|siren}-{L}L{D}D" in caplog.text
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                str(tone),
+                "--model",
+                "deq-fourier-1L8D",
+                "--out",
+                str(tmp_path),
+                "--tune",
+                "--tune-seconds",
+                "0",
+            ]
+        )
+    assert "'0' is not a positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -46,6 +46,17 @@ log = logging.getLogger(__name__)
 DATASET = "fit"
 
 
+def positive_seconds(value: str) -> float:
+    """argparse type of ``--tune-seconds``: a positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """PATH, ``--model``, ``--out`` and the optional overrides of the task's defaults."""
     parser.add_argument(
@@ -76,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tune-seconds",
-        type=float,
+        type=positive_seconds,
         default=300.0,
         help="time box of --tune: no new candidate starts after this many seconds (300)",
     )
