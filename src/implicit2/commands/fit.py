@@ -181,11 +181,11 @@ def choose_settings(
         chosen["input_scale"] = best
         tried = ", ".join(f"{t.input_scale:.4g}: loss {t.loss:.4g}" for t in trials)
         seconds = sum(t.seconds for t in trials)
-        log.info("tune: %s (%.0f s); keeping %.4g", tried, seconds, best)
+        searched = f"best of {len(trials)} scales around {start:.4g} in {seconds:.0f} s"
         record["input_scale"] = {
             "value": best,
             "source": "tune",
-            "reason": f"best of {len(trials)} scales around {start:.4g} ({tried})",
+            "reason": f"{searched}: {tried}",
             "start": record["input_scale"],
         }
         record["tune"] = [dataclasses.asdict(trial) for trial in trials]
