@@ -70,9 +70,9 @@ def test_the_rule_gives_the_paper_its_own_scales_at_the_paper_sizes(paper) -> No
 
 @pytest.mark.parametrize(
     ("samples", "expected"),
-    [((512, 512), 256.0), ((96, 96), 48.0), ((64, 64), 32.0), ((96, 384), 96.0)],
+    [((512, 512), 256.0), ((96, 96), 48.0), ((64, 64), 32.0), ((96, 384), 48.0), ((400, 60), 30.0)],
 )
-def test_an_image_scale_is_half_its_samples_per_axis(samples, expected) -> None:
+def test_an_image_scale_is_half_the_samples_of_its_shorter_axis(samples, expected) -> None:
     derived = derive_input_scale(Sampling("image_representation", samples), 256.0)
     assert derived.input_scale == pytest.approx(expected)
     assert "×".join(map(str, samples)) in derived.reason

@@ -5,14 +5,15 @@ Why: the filters draw their frequencies in proportion to ``input_scale``
 A signal with n samples along an axis holds frequencies up to its Nyquist frequency, π·n/2 rad per
 unit of that span, so the same picture at 96² and at 512² needs filters about five times apart.
 
-The rule: ``input_scale = paper_scale × n / n_paper``, where n is the samples per axis of the
-training grid and ``paper_scale`` the task's setting for model ``M`` at the paper's sampling
-``n_paper`` (:data:`PAPER_SAMPLES_PER_AXIS`): the paper's own signals keep the paper's values.
+The rule: ``input_scale = paper_scale × n / n_paper``, where n measures the sampling
+(:meth:`Sampling.measure`) and ``paper_scale`` is the task's setting for the model at the paper's
+sampling ``n_paper`` (:data:`PAPER_MEASURE`): the paper's own signals keep the paper's values.
 
-- images: n is the geometric mean of the training grid's height and width (the filters are
-  isotropic); the paper's 256 at 512² is 0.5 × n, as CelebA's 64 at 128² and image
-  generalization's 128 on the even pixels (256²) of 512² images;
-- audio: n is the geometric mean of the sample count and the duration in seconds, √(N·T), each
+- images: n is the samples along the training grid's shorter axis. The filters draw frequency
+  vectors isotropically, so a scale above that axis's Nyquist puts filters beyond it; the paper's
+  256 at 512² is 0.5 × n, as CelebA's 64 at 128² and image generalization's 128 on the even
+  pixels (256²) of 512² images;
+- audio: n is the geometric mean of the sample count and the duration in seconds, √(N·T),
   relative to the paper's bach clip (308207 samples, 6.99 s at 44.1 kHz → 25000). Two bounds meet
   here: the Nyquist bound grows with the samples N, as for images; the content bound grows with
   the duration T alone (a sound's frequencies are in Hz, and T seconds span the coordinate range).
@@ -64,11 +65,11 @@ class Sampling:
             raise ValueError(f"audio: the sample rate must be positive, got {self.sample_rate}")
 
     def measure(self) -> float:
-        """What the scale is proportional to: audio √(samples · seconds); otherwise the geometric
-        mean of the samples per axis."""
+        """What the scale is proportional to: audio √(samples · seconds); otherwise the samples
+        along the shortest axis."""
         if self.task == "audio" and self.sample_rate:
             return self.samples[0] / math.sqrt(self.sample_rate)
-        return math.exp(sum(math.log(count) for count in self.samples) / len(self.samples))
+        return float(min(self.samples))
 
     def describe(self) -> str:
         """E.g. ``96×128 samples`` or ``24000 samples at 8000 Hz (3 s)``."""
@@ -107,9 +108,7 @@ def derive_input_scale(sampling: Sampling, paper_scale: float) -> DerivedScale:
         rule = "∝ √(samples × seconds)"
         paper = f"{PAPER_AUDIO[0]} samples at {PAPER_AUDIO[1]:g} Hz"
     else:
-        rule = "∝ samples per axis" + (
-            " (geometric mean)" if len(set(sampling.samples)) > 1 else ""
-        )
+        rule = "∝ samples per axis" + (" (the shorter)" if len(set(sampling.samples)) > 1 else "")
         paper = f"{reference:g} per axis"
     reason = f"{sampling.describe()}, {rule}; the paper's {paper_scale:g} at {paper}"
     return DerivedScale(scale, reason)
