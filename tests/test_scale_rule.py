@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ SNAPSHOT = Path(__file__).with_name("data") / "paper_settings.json"
 SNAPSHOT_KEYS = ("input_scale", "lr", "steps", "batch_size")
 
 #: The paper's signals: their training grid's samples per axis (and rate), from the registry.
+#: A model large enough that its capacity cap never binds in the tests of the sampling rule.
+MODEL = "deq-fourier-1L1024D"
+
 PAPER_SAMPLING = {
     "camera": Sampling("image_representation", (512, 512)),
     "celeba": Sampling("image_representation", (128, 128)),
@@ -62,7 +66,7 @@ def test_the_rule_gives_the_paper_its_own_scales_at_the_paper_sizes(paper) -> No
         if sampling is None:  # occupancy meshes, counting: no sampling fact to read
             continue
         paper_scale = run_settings.resolve_hparams(paper, run.task, run.dataset, run.model)
-        derived = derive_input_scale(sampling, task_scale(run.task, run.model))
+        derived = derive_input_scale(sampling, task_scale(run.task, run.model), run.model)
         assert derived.input_scale == pytest.approx(paper_scale["input_scale"]), run
         checked.add(run.dataset)
     assert checked == set(PAPER_SAMPLING)
@@ -73,29 +77,49 @@ def test_the_rule_gives_the_paper_its_own_scales_at_the_paper_sizes(paper) -> No
     [((512, 512), 256.0), ((96, 96), 48.0), ((64, 64), 32.0), ((96, 384), 48.0), ((400, 60), 30.0)],
 )
 def test_an_image_scale_is_half_the_samples_of_its_shorter_axis(samples, expected) -> None:
-    derived = derive_input_scale(Sampling("image_representation", samples), 256.0)
+    derived = derive_input_scale(Sampling("image_representation", samples), 256.0, MODEL)
     assert derived.input_scale == pytest.approx(expected)
     assert "×".join(map(str, samples)) in derived.reason
 
 
 def test_generalization_counts_the_even_pixels_it_trains_on() -> None:
-    derived = derive_input_scale(Sampling("image_generalization", (48, 48)), 128.0)
+    derived = derive_input_scale(Sampling("image_generalization", (48, 48)), 128.0, MODEL)
     assert derived.input_scale == pytest.approx(24.0)
 
 
 def test_an_audio_scale_grows_with_the_duration_and_the_root_of_the_rate() -> None:
     def scale(samples: int, rate: float) -> float:
-        return derive_input_scale(Sampling("audio", (samples,), rate), 25000.0).input_scale
+        return derive_input_scale(Sampling("audio", (samples,), rate), 25000.0, MODEL).input_scale
 
     one_second = scale(16000, 16000.0)
     assert scale(32000, 16000.0) == pytest.approx(2 * one_second)  # twice as long
     assert scale(64000, 64000.0) == pytest.approx(2 * one_second)  # four times the rate
     assert scale(308207, 44100.0) == pytest.approx(25000.0)  # the paper's bach clip
-    assert "16000 Hz" in derive_input_scale(Sampling("audio", (16000,), 16000.0), 1.0).reason
+    sampling = Sampling("audio", (16000,), 16000.0)
+    assert "16000 Hz" in derive_input_scale(sampling, 1.0, MODEL).reason
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("deq-fourier-1L64D", 128.0), ("mfn-gabor-4L64D", 256.0), ("deq-fourier-1L256D", 256.0)],
+)
+def test_a_small_model_caps_the_scale_of_a_large_image(model: str, expected: float) -> None:
+    derived = derive_input_scale(Sampling("image_representation", (512, 512)), 256.0, model)
+    assert derived.input_scale == pytest.approx(expected)  # 2·D·√L, at most half of 512
+    assert ("capped" in derived.reason) == (expected < 256.0)
+
+
+def test_the_audio_cap_grows_with_the_weights_not_their_square_root() -> None:
+    long_clip = Sampling("audio", (441000,), 44100.0)  # 10 s: 35772 uncapped
+    small = derive_input_scale(long_clip, 25000.0, "deq-fourier-1L64D").input_scale
+    assert small == pytest.approx(math.pi / 2 * (4 / math.pi) ** 2 * 64**2)
+    assert derive_input_scale(long_clip, 25000.0, "deq-fourier-1L256D").input_scale == (
+        pytest.approx(25000.0 * 441000 / 308207)  # same rate: ∝ samples
+    )
 
 
 def test_occupancy_keeps_the_task_setting_and_says_so() -> None:
-    derived = derive_input_scale(Sampling("occupancy", (50000,)), 256.0)
+    derived = derive_input_scale(Sampling("occupancy", (50000,)), 256.0, MODEL)
     assert derived.input_scale == 256.0
     assert "not derived" in derived.reason
 
@@ -106,4 +130,6 @@ def test_bad_sampling_and_scales_are_refused_by_name() -> None:
     with pytest.raises(ValueError, match="sample rate must be positive"):
         Sampling("audio", (100,), None)
     with pytest.raises(ValueError, match="input_scale must be positive"):
-        derive_input_scale(Sampling("image_representation", (8, 8)), 0.0)
+        derive_input_scale(Sampling("image_representation", (8, 8)), 0.0, MODEL)
+    with pytest.raises(ValueError, match="is not a model name"):
+        derive_input_scale(Sampling("image_representation", (8, 8)), 256.0, "deq-1L8D")

@@ -144,7 +144,8 @@ def choose_settings(
     if args.input_scale is not None:
         record["input_scale"] = {"value": chosen["input_scale"], "source": "command line"}
     else:
-        derived = derive_input_scale(sampling_of(data), float(chosen["input_scale"]))
+        sampling = sampling_of(data)
+        derived = derive_input_scale(sampling, float(chosen["input_scale"]), args.model)
         chosen["input_scale"] = derived.input_scale
         record["input_scale"] = {
             "value": derived.input_scale,
