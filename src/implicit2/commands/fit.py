@@ -83,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tune",
         action="store_true",
-        help="try a few input scales for a few dozen steps each and keep the best",
+        help="try the derived input scale, half and twice it for 100 steps each; keep the best",
     )
     parser.add_argument(
         "--tune-seconds",
