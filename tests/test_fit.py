@@ -91,7 +91,7 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     ramp = np.linspace(0, 65535, 24 * 40, dtype=np.uint16).reshape(24, 40)  # 16-bit, not square
     image = tmp_path / "ramp.png"
     imageio.imwrite(image, ramp)
-    argv = ["fit", str(image), "--model", "mfn-fourier-1L8D", "--steps", "3", "--device", "cpu"]
+    argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "3", "--device", "cpu"]
     caplog.set_level(logging.INFO, logger="implicit2")
     assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

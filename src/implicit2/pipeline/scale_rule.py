@@ -21,11 +21,12 @@ sampling ``n_paper`` (:data:`PAPER_MEASURE`): the paper's own signals keep the p
   with the duration, and with the square root of the sample rate;
 - video and occupancy keep the paper's values: their scales are not derived from the sampling.
 
-A small model cannot use the whole band of a large signal: it holds about as many Fourier modes
-as it has layer weights (L·D² for ``{L}L{D}D``). On [-1, 1]^d the modes up to frequency s number
-(2s/π)^d, so the scale is capped where that count reaches :data:`MODES_PER_WEIGHT` × L·D²:
-2·D·√L for images (128 for ``1L64D``, 512 for the paper's ``1L256D``), ≈ 2.5·L·D² for audio.
-At the paper's sizes the cap is above the paper's values and changes nothing.
+A small model cannot use the whole band of a large picture: it holds a number of Fourier modes
+bounded by its layer weights (L·D² for ``{L}L{D}D``), and the band up to frequency s on [-1, 1]²
+holds (2s/π)² of them. An image's scale is capped at D·√L (:func:`capacity_cap`), where that band
+holds (2/π)² ≈ 0.4 modes per layer weight: 64 for ``1L64D``, 256 for the paper's ``1L256D`` (the
+paper's own value at 512², so the paper's settings stay). Audio is not capped: no clip measured
+needed it.
 
 docs/fit_defaults.md has the measurements behind the rule.
 """
@@ -47,11 +48,6 @@ PAPER_MEASURE: dict[str, float] = {
     "image_generalization": 256.0,  # the even pixels of 512² images
     "audio": PAPER_AUDIO[0] / math.sqrt(PAPER_AUDIO[1]),  # √(samples · seconds)
 }
-
-
-#: Fourier modes the band may hold per layer weight; (4/π)² makes the image cap 2·D·√L, the
-#: best of 64, 128 and 256 on a 512² photo for ``deq-fourier-1L64D`` (docs/fit_defaults.md).
-MODES_PER_WEIGHT = (4.0 / math.pi) ** 2
 
 
 @dataclass(frozen=True)
@@ -100,15 +96,14 @@ class DerivedScale:
     reason: str
 
 
-def capacity_cap(model: str, dims: int) -> float:
-    """The highest scale ``model`` can fill on a ``dims``-dimensional signal (module docstring).
+def capacity_cap(model: str) -> float:
+    """The highest image scale ``model`` can fill: D·√L for ``{L}L{D}D`` (module docstring).
 
     Raises:
         ValueError: ``model`` is not a model name.
     """
     spec = parse_model_name(model)
-    weights = spec.layers * spec.width**2
-    return math.pi / 2 * (MODES_PER_WEIGHT * weights) ** (1.0 / dims)
+    return spec.width * math.sqrt(spec.layers)
 
 
 def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> DerivedScale:
@@ -136,8 +131,8 @@ def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> De
         rule = "∝ samples per axis" + (" (the shorter)" if len(set(sampling.samples)) > 1 else "")
         paper = f"{reference:g} per axis"
     reason = f"{sampling.describe()}, {rule}; the paper's {paper_scale:g} at {paper}"
-    cap = capacity_cap(model, len(sampling.samples))
-    if scale > cap:
-        reason += f"; {scale:.4g} capped at what {model} can fill"
+    cap = capacity_cap(model)
+    if sampling.task != "audio" and scale > cap:
+        reason += f"; {scale:.4g} capped at D·√L of {model}"
         scale = cap
     return DerivedScale(scale, reason)
