@@ -78,6 +78,8 @@ def test_a_key_written_in_the_config_beats_the_task_default() -> None:
 def test_fit_train_and_workflow_resolve_the_same_settings(
     tmp_path: Path, task: str, suffix: str, model: str
 ) -> None:
+    """The same defaults, before `fit` derives the input scale from the signal (when no
+    --input-scale is given; docs/fit_defaults.md)."""
     path = tmp_path / f"signal{suffix}"
     workflow = cfg.validate(
         {"tasks": [task], "datasets": {"mine": {"path": str(path)}}},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import wave
@@ -70,9 +71,75 @@ def test_fit_audio_uses_the_audio_defaults(tmp_path: Path) -> None:
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "audio"
     assert all(key in metrics for key in REQUIRED)
-    assert metrics["hparams"]["input_scale"] == 25000.0
     assert metrics["hparams"]["spectral_norm"] is False
     assert np.isfinite(metrics["psnr"])
+    # 0.25 s at 8 kHz: the paper's 25000 for bach (308207 samples at 44.1 kHz) × √(N·T) ratio
+    expected = 25000.0 * (2000 / 8000**0.5) / (308207 / 44100**0.5)
+    assert metrics["hparams"]["input_scale"] == pytest.approx(expected)
+    chosen = metrics["fit_settings"]
+    assert chosen["input_scale"]["source"] == "signal"
+    assert chosen["input_scale"]["value"] == pytest.approx(expected)
+    assert "2000 samples at 8000 Hz" in chosen["input_scale"]["reason"]
+    assert chosen["steps"] == {"value": 5, "source": "command line"}
+    assert chosen["lr"] == {"value": 1e-3, "source": "task default"}
+
+
+def test_fit_derives_the_scale_from_the_image_size_and_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    imageio = pytest.importorskip("imageio.v3")
+    ramp = np.linspace(0, 65535, 24 * 40, dtype=np.uint16).reshape(24, 40)  # 16-bit, not square
+    image = tmp_path / "ramp.png"
+    imageio.imwrite(image, ramp)
+    argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "3", "--device", "cpu"]
+    caplog.set_level(logging.INFO, logger="implicit2")
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    expected = 0.5 * 24  # half the samples along the shorter axis
+    assert metrics["hparams"]["input_scale"] == pytest.approx(expected)
+    assert metrics["fit_settings"]["input_scale"]["source"] == "signal"
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
+    assert f"input_scale {expected:.4g} (24×40 samples" in line
+    assert "steps 3 (command line)" in line
+    given = ["--input-scale", "7", "--out", str(tmp_path / "given"), "--no-progress"]
+    assert main([*argv, *given]) == 0
+    metrics = json.loads((tmp_path / "given" / "metrics.json").read_text())
+    assert metrics["fit_settings"]["input_scale"] == {"value": 7.0, "source": "command line"}
+
+
+def test_fit_tune_tries_scales_around_the_derived_one_and_keeps_the_best(tmp_path: Path) -> None:
+    image = write_crop(tmp_path / "crop.png")
+    argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "20", "--tune"]
+    argv += ["--device", "cpu", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    chosen = metrics["fit_settings"]
+    trials = chosen["tune"]
+    assert [t["input_scale"] for t in trials] == pytest.approx([16.0, 8.0, 32.0])  # 32²
+    best = min(trials, key=lambda t: t["loss"])
+    assert chosen["input_scale"]["source"] == "tune"
+    assert chosen["input_scale"]["start"]["value"] == pytest.approx(16.0)
+    assert metrics["hparams"]["input_scale"] == best["input_scale"]
+    assert len({t["loss"] for t in trials}) == 3  # each scale really trained
+
+
+def test_fit_trains_a_signal_too_large_for_memory_on_minibatches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from implicit2.training import batch_fallback
+
+    monkeypatch.setattr(batch_fallback, "available_bytes", lambda device: 8_000_000)
+    tone = write_tone(tmp_path / "tone.wav", rate=16000, seconds=1.0)
+    argv = ["fit", str(tone), "--model", "deq-fourier-1L32D", "--steps", "4", "--device", "cpu"]
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    points = metrics["hparams"]["batch_size"]
+    assert points is not None and 1024 <= points < 16000
+    assert points & (points - 1) == 0  # a power of two
+    assert metrics["fit_settings"]["batch_size"]["source"] == "memory"
+    assert metrics["fit_settings"]["batch_size"]["full_batch_bytes"] > 4_000_000
+    assert "training on random minibatches of" in caplog.text
+    assert metrics["status"] == "ok" and np.isfinite(metrics["psnr"])
 
 
 def test_fit_task_option_overrides_the_guess(tmp_path: Path) -> None:
@@ -88,7 +155,7 @@ def test_fit_task_option_overrides_the_guess(tmp_path: Path) -> None:
 
 
 def test_fit_refuses_unknown_files_and_models_with_clear_errors(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not a signal")
@@ -100,6 +167,21 @@ def test_fit_refuses_unknown_files_and_models_with_clear_errors(
     tone = write_tone(tmp_path / "tone.wav")
     assert main(["fit", str(tone), "--model", "deq-cosine-1L8D", "--out", str(tmp_path)]) == 2
     assert "deq-{fourier|gabor|siren}-{L}L{D}D" in caplog.text
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "fit",
+                str(tone),
+                "--model",
+                "deq-fourier-1L8D",
+                "--out",
+                str(tmp_path),
+                "--tune",
+                "--tune-seconds",
+                "0",
+            ]
+        )
+    assert "'0' is not a positive number of seconds" in capsys.readouterr().err
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -2,7 +2,11 @@
 
 The task is inferred from the file (image, audio, video or mesh); every setting not given on the
 command line is the task's default from the workflow config
-(:mod:`implicit2.pipeline.run_settings`).
+(:mod:`implicit2.pipeline.run_settings`), except the input scale, which is derived from the
+signal's sampling (:mod:`implicit2.pipeline.scale_rule`) unless ``--input-scale`` gives it;
+``--tune`` refines it with a short search (:mod:`implicit2.training.scale_search`). A signal whose
+full batch does not fit in memory trains on minibatches (:mod:`implicit2.training.batch_fallback`).
+The choices are logged in one line and recorded in ``metrics.json`` under ``fit_settings``.
 The run directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``,
 ``curve.csv``, ``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same
 arguments and it resumes from ``DIR/ckpt/``.
@@ -11,10 +15,12 @@ arguments and it resumes from ``DIR/ckpt/``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
+from implicit2 import io as atomic
 from implicit2.commands import device_name
 from implicit2.commands.train import INTERRUPTED
 from implicit2.data.checksums import sha256_file
@@ -25,15 +31,30 @@ from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
 from implicit2.pipeline.config import validate
 from implicit2.pipeline.run_settings import resolve_hparams
+from implicit2.pipeline.scale_rule import Sampling, derive_input_scale
 from implicit2.tasks import get_task
+from implicit2.tasks.base import PreparedData
+from implicit2.training.batch_fallback import fallback_batch
 from implicit2.training.checkpoint import TrainingInterrupted
 from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
-from implicit2.training.settings import TrainSettings
+from implicit2.training.scale_search import search_scale
+from implicit2.training.settings import TrainSettings, resolve_device
 
 log = logging.getLogger(__name__)
 
 #: The dataset name a fitted file gets in the run's records.
 DATASET = "fit"
+
+
+def positive_seconds(value: str) -> float:
+    """argparse type of ``--tune-seconds``: a positive number of seconds."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--steps", type=int, default=None, help="training steps (task default)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
-    parser.add_argument("--input-scale", type=float, default=None, help="filter input scale")
+    parser.add_argument(
+        "--input-scale",
+        type=float,
+        default=None,
+        help="filter input scale (default: derived from the signal's sampling)",
+    )
+    parser.add_argument(
+        "--tune",
+        action="store_true",
+        help="try the derived input scale, half and twice it for 100 steps each; keep the best",
+    )
+    parser.add_argument(
+        "--tune-seconds",
+        type=positive_seconds,
+        default=300.0,
+        help="time box of --tune: no new candidate starts after this many seconds (300)",
+    )
     parser.add_argument(
         "--device", type=device_name, default="auto", help="where to train: auto, cpu or cuda[:N]"
     )
@@ -81,6 +118,92 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
     return hparams
 
 
+def sampling_of(data: PreparedData) -> Sampling:
+    """The sampling facts of prepared data that the scale rule reads."""
+    if "image_shape" in data.meta:
+        height, width = data.meta["image_shape"][:2]
+        if data.meta.get("split") == "even_odd":
+            height, width = (height + 1) // 2, (width + 1) // 2  # trained on the even pixels
+        return Sampling(data.task, (height, width))
+    if "video_shape" in data.meta:
+        return Sampling(data.task, tuple(data.meta["video_shape"][:3]))
+    rate = data.meta.get("sample_rate")
+    return Sampling(data.task, (len(data.train_coords),), None if rate is None else float(rate))
+
+
+def choose_settings(
+    task: str, data: PreparedData, hparams: dict[str, Any], args: argparse.Namespace
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The run's settings (``hparams`` with the derived, tuned or fallback values) and the record
+    of each choice for ``metrics.json`` (``fit_settings``)."""
+    chosen = dict(hparams)
+    record: dict[str, Any] = {}
+    for key, flag in (("steps", args.steps), ("lr", args.lr)):
+        source = "command line" if flag is not None else "task default"
+        record[key] = {"value": chosen[key], "source": source}
+    if args.input_scale is not None:
+        record["input_scale"] = {"value": chosen["input_scale"], "source": "command line"}
+    else:
+        sampling = sampling_of(data)
+        derived = derive_input_scale(sampling, float(chosen["input_scale"]), args.model)
+        chosen["input_scale"] = derived.input_scale
+        record["input_scale"] = {
+            "value": derived.input_scale,
+            "source": "signal",
+            "reason": derived.reason,
+        }
+    device = resolve_device(args.device)
+    settings = TrainSettings.from_dict(chosen)
+    fallback = fallback_batch(get_task(task), data, args.model, settings, device)
+    if fallback is not None:
+        points, need, free = fallback
+        chosen["batch_size"], chosen["amortize"] = points, False
+        log.warning(
+            "%d points: a full-batch step needs ≈ %.1f GB, more than half of the %.1f GB "
+            "available on %s; training on random minibatches of %d points instead",
+            len(data.train_coords),
+            need / 1e9,
+            free / 1e9,
+            device,
+            points,
+        )
+        record["batch_size"] = {"value": points, "source": "memory", "full_batch_bytes": need}
+    if args.tune:
+        start = chosen["input_scale"]
+        best, trials = search_scale(
+            get_task(task),
+            data,
+            args.model,
+            args.seed,
+            TrainSettings.from_dict(chosen),
+            device,
+            args.tune_seconds,
+        )
+        chosen["input_scale"] = best
+        tried = ", ".join(f"{t.input_scale:.4g}: loss {t.loss:.4g}" for t in trials)
+        seconds = sum(t.seconds for t in trials)
+        searched = f"best of {len(trials)} scales around {start:.4g} in {seconds:.0f} s"
+        record["input_scale"] = {
+            "value": best,
+            "source": "tune",
+            "reason": f"{searched}: {tried}",
+            "start": record["input_scale"],
+        }
+        record["tune"] = [dataclasses.asdict(trial) for trial in trials]
+    return chosen, record
+
+
+def describe(record: dict[str, Any]) -> str:
+    """One line: each chosen setting, its value and where it came from."""
+    parts = []
+    for key in ("input_scale", "lr", "steps", "batch_size"):
+        if key in record:
+            entry = record[key]
+            why = entry.get("reason", entry["source"])
+            parts.append(f"{key} {entry['value']:.4g} ({why})")
+    return "; ".join(parts)
+
+
 def prepare_into(task: str, path: Path, out_dir: Path) -> Path:
     """Prepare ``path`` as ``out_dir/data.npz``, again only when the file or its content changed."""
     prepared, raw = out_dir / "data.npz", out_dir / "raw"
@@ -101,9 +224,13 @@ def run(args: argparse.Namespace) -> int:
     path = args.path.expanduser().resolve()
     task = args.task or infer_task(path)
     log.info("%s: task %s%s", path, task, "" if args.task else " (from the file type)")
-    settings = TrainSettings.from_dict(fit_settings(task, path, args.model, args))
+    hparams = fit_settings(task, path, args.model, args)
+    TrainSettings.from_dict(hparams)  # bad settings fail before any preparing
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(task, prepare_into(task, path, args.out))
+    chosen, record = choose_settings(task, data, hparams, args)
+    log.info("settings: %s", describe(record))
+    settings = TrainSettings.from_dict(chosen)
     try:
         train_to_dir(
             task,
@@ -119,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         log.warning("%s; run the same command again to resume", stop)
         return INTERRUPTED
     metrics = evaluate_dir(task, data, args.out, args.out / "metrics.json", args.device)
+    metrics["fit_settings"] = record
+    atomic.write_json(args.out / "metrics.json", metrics)
     score = {key: metrics.get(key) for key in ("psnr", "iou_easy", "iou_hard")}
     shown = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
     log.info("%s %s: %s (%s)", args.model, metrics["status"], shown, args.out / "metrics.json")

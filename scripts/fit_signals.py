@@ -1,0 +1,86 @@
+"""Write the signals of docs/fit_defaults.md: scikit-image photos and bach clips at other sizes.
+
+Photos from ``skimage.data``, resized with anti-aliasing, as 8- or 16-bit PNG (16-bit RGB as
+TIFF); the paper's bach clip resampled (polyphase) and cut; a synthetic 16 kHz clip.
+
+    python scripts/fit_signals.py --bach gt_bach.wav --out results/fit_defaults/signals
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import soundfile
+from scipy.signal import resample_poly
+from skimage import data
+from skimage.transform import resize
+
+#: name → (skimage.data image, height, width, bits)
+IMAGES = {
+    "astronaut_64": ("astronaut", 64, 64, 8),
+    "coffee_96x128": ("coffee", 96, 128, 8),
+    "brick_128_16bit": ("brick", 128, 128, 16),
+    "chelsea_144x224": ("chelsea", 144, 224, 8),
+    "text_160x416": ("text", 160, 416, 8),
+    "rocket_256x160": ("rocket", 256, 160, 8),
+    "gravel_256": ("gravel", 256, 256, 8),
+    "retina_384_16bit": ("retina", 384, 384, 16),
+    "moon_512": ("moon", 512, 512, 8),
+}
+#: name → (sample rate, start second, seconds) of the bach clip
+CLIPS = {
+    "bach_8k_3s": (8000, 1.0, 3.0),
+    "bach_16k_2s": (16000, 3.0, 2.0),
+    "bach_22k_1s": (22050, 0.5, 1.0),
+    "bach_48k_1s": (48000, 5.0, 1.0),
+}
+
+
+def write_image(out: Path, name: str, source: str, height: int, width: int, bits: int) -> None:
+    """One resized photo; 16-bit RGB goes to TIFF (PNG writers take 16-bit gray only)."""
+    raw = getattr(data, source)()
+    unit = raw.astype(np.float64) / np.iinfo(raw.dtype).max
+    top = (2**bits) - 1
+    image = np.clip(resize(unit, (height, width), anti_aliasing=True), 0.0, 1.0) * top
+    image = image.round().astype(np.uint16 if bits == 16 else np.uint8)
+    suffix = ".tif" if bits == 16 and image.ndim == 3 else ".png"
+    iio.imwrite(out / f"{name}{suffix}", image)
+
+
+def write_clip(out: Path, name: str, wave: np.ndarray, rate: int, clip: tuple) -> None:
+    """A cut of ``wave`` (at ``rate``) resampled to the clip's rate, 16-bit PCM."""
+    new_rate, start, seconds = clip
+    cut = wave[round(start * rate) : round((start + seconds) * rate)]
+    common = math.gcd(new_rate, rate)
+    cut = resample_poly(cut, new_rate // common, rate // common)
+    soundfile.write(out / f"{name}.wav", cut.astype(np.float32), new_rate, subtype="PCM_16")
+
+
+def synthetic_clip(rate: int = 16000, seconds: float = 1.5) -> np.ndarray:
+    """A 440 Hz tone with 5 Hz vibrato, a decaying 1320 Hz partial and a noise burst after 1 s."""
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * (440 * t + 3 * np.sin(2 * np.pi * 5 * t)))
+    tone += 0.2 * np.sin(2 * np.pi * 1320 * t) * np.exp(-2 * t)
+    return tone + 0.05 * np.random.default_rng(0).standard_normal(t.size) * (t > 1.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bach", type=Path, required=True, help="the paper's gt_bach.wav")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, (source, height, width, bits) in IMAGES.items():
+        write_image(args.out, name, source, height, width, bits)
+    wave, rate = soundfile.read(str(args.bach), always_2d=True)
+    for name, clip in CLIPS.items():
+        write_clip(args.out, name, wave.mean(axis=1), rate, clip)
+    soundfile.write(args.out / "synth_16k_1.5s.wav", synthetic_clip().astype(np.float32), 16000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""implicit2.pipeline.scale_rule: the input scale derived from a signal's sampling, and the paper
+config's resolved settings, which the rule must leave as they are."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import pytest
+
+from implicit2.pipeline import config as cfg
+from implicit2.pipeline import grid, run_settings
+from implicit2.pipeline.scale_rule import Sampling, derive_input_scale
+
+REPO = Path(__file__).resolve().parents[1]
+#: (task, dataset, model) → the settings the paper config resolved to before the rule existed.
+SNAPSHOT = Path(__file__).with_name("data") / "paper_settings.json"
+SNAPSHOT_KEYS = ("input_scale", "lr", "steps", "batch_size")
+
+#: The paper's signals: their training grid's samples per axis (and rate), from the registry.
+#: A model large enough that its capacity cap never binds in the tests of the sampling rule.
+MODEL = "deq-fourier-1L1024D"
+
+PAPER_SAMPLING = {
+    "camera": Sampling("image_representation", (512, 512)),
+    "celeba": Sampling("image_representation", (128, 128)),
+    "nature": Sampling("image_generalization", (256, 256)),  # even pixels of 512²
+    "text": Sampling("image_generalization", (256, 256)),
+    "bach": Sampling("audio", (308207,), 44100.0),  # gt_bach.wav: 6.99 s at 44.1 kHz
+    "cat": Sampling("video", (300, 512, 512)),
+    "bikes": Sampling("video", (250, 272, 640)),
+}
+
+
+@pytest.fixture(scope="module")
+def paper() -> dict:
+    return cfg.load_config(REPO / "config" / "config.yaml")
+
+
+def test_the_paper_config_resolves_to_the_settings_it_had(paper) -> None:
+    resolved = {
+        f"{run.task}/{run.dataset}/{run.model}": {
+            key: run_settings.resolve_hparams(paper, run.task, run.dataset, run.model)[key]
+            for key in SNAPSHOT_KEYS
+        }
+        for run in grid.expand_grid(paper)
+    }
+    assert resolved == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def task_scale(task: str, model: str) -> float:
+    """The input scale ``implicit2 fit`` starts from: the task's built-in setting for ``model``."""
+    config = cfg.validate({"tasks": [task], "datasets": {"own": {"path": "x", "task": task}}})
+    return run_settings.resolve_hparams(config, task, "own", model)["input_scale"]
+
+
+def test_the_rule_gives_the_paper_its_own_scales_at_the_paper_sizes(paper) -> None:
+    """Every run of the paper's grid on a signal of known sampling: the rule, starting from the
+    task's setting as ``fit`` does, lands on the scale the paper config gives that run."""
+    checked = set()
+    for run in grid.expand_grid(paper):
+        sampling = PAPER_SAMPLING.get(run.dataset)
+        if sampling is None:  # occupancy meshes, counting: no sampling fact to read
+            continue
+        paper_scale = run_settings.resolve_hparams(paper, run.task, run.dataset, run.model)
+        derived = derive_input_scale(sampling, task_scale(run.task, run.model), run.model)
+        assert derived.input_scale == pytest.approx(paper_scale["input_scale"]), run
+        checked.add(run.dataset)
+    assert checked == set(PAPER_SAMPLING)
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [((512, 512), 256.0), ((96, 96), 48.0), ((64, 64), 32.0), ((96, 384), 48.0), ((400, 60), 30.0)],
+)
+def test_an_image_scale_is_half_the_samples_of_its_shorter_axis(samples, expected) -> None:
+    derived = derive_input_scale(Sampling("image_representation", samples), 256.0, MODEL)
+    assert derived.input_scale == pytest.approx(expected)
+    assert "×".join(map(str, samples)) in derived.reason
+
+
+def test_generalization_counts_the_even_pixels_it_trains_on() -> None:
+    derived = derive_input_scale(Sampling("image_generalization", (48, 48)), 128.0, MODEL)
+    assert derived.input_scale == pytest.approx(24.0)
+
+
+def test_an_audio_scale_grows_with_the_duration_and_the_root_of_the_rate() -> None:
+    def scale(samples: int, rate: float) -> float:
+        return derive_input_scale(Sampling("audio", (samples,), rate), 25000.0, MODEL).input_scale
+
+    one_second = scale(16000, 16000.0)
+    assert scale(32000, 16000.0) == pytest.approx(2 * one_second)  # twice as long
+    assert scale(64000, 64000.0) == pytest.approx(2 * one_second)  # four times the rate
+    assert scale(308207, 44100.0) == pytest.approx(25000.0)  # the paper's bach clip
+    sampling = Sampling("audio", (16000,), 16000.0)
+    assert "16000 Hz" in derive_input_scale(sampling, 1.0, MODEL).reason
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("deq-fourier-1L64D", 64.0), ("mfn-gabor-4L64D", 128.0), ("deq-fourier-1L256D", 256.0)],
+)
+def test_a_small_model_caps_the_scale_of_a_large_image(model: str, expected: float) -> None:
+    derived = derive_input_scale(Sampling("image_representation", (512, 512)), 256.0, model)
+    assert derived.input_scale == pytest.approx(expected)  # D·√L, at most half of 512
+    assert ("capped" in derived.reason) == (expected < 256.0)
+
+
+def test_audio_is_not_capped() -> None:
+    long_clip = Sampling("audio", (441000,), 44100.0)  # 10 s at 44.1 kHz
+    derived = derive_input_scale(long_clip, 25000.0, "deq-fourier-1L16D")
+    assert derived.input_scale == pytest.approx(25000.0 * 441000 / 308207)  # same rate: ∝ samples
+
+
+def test_occupancy_keeps_the_task_setting_and_says_so() -> None:
+    derived = derive_input_scale(Sampling("occupancy", (50000,)), 256.0, MODEL)
+    assert derived.input_scale == 256.0
+    assert "not derived" in derived.reason
+
+
+def test_bad_sampling_and_scales_are_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="samples per axis must be positive"):
+        Sampling("image_representation", (0, 12))
+    with pytest.raises(ValueError, match="sample rate must be positive"):
+        Sampling("audio", (100,), None)
+    with pytest.raises(ValueError, match="input_scale must be positive"):
+        derive_input_scale(Sampling("image_representation", (8, 8)), 0.0, MODEL)
+    with pytest.raises(ValueError, match="is not a model name"):
+        derive_input_scale(Sampling("image_representation", (8, 8)), 256.0, "deq-1L8D")
