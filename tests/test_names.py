@@ -23,7 +23,7 @@ def test_torch_side_tasks_follow_the_table() -> None:
         task = get_task(info.name)
         assert task.full_batch == info.full_batch
         assert (task.loss_kind == "bce") == (info.metrics == ("iou_easy", "iou_hard"))
-    assert names.FULL_BATCH_TASKS == {"image_representation", "image_generalization", "audio"}
+    assert {"image_representation", "image_generalization", "audio"} == names.FULL_BATCH_TASKS
 
 
 def test_schema_lists_the_table_tasks() -> None:
