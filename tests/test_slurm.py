@@ -374,11 +374,15 @@ def snakemake_command(workdir: Path, config: dict[str, Any], *args: str) -> list
 
 
 def snakemake(
-    cluster: Cluster, workdir: Path, config: dict[str, Any], *args: str, path: str | None = None
+    cluster: Cluster,
+    workdir: Path,
+    config: dict[str, Any],
+    *args: str,
+    pythonpath: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = dict(cluster.env)
-    if path is not None:
-        env["PATH"] = os.pathsep.join([path, env["PATH"]])
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     return subprocess.run(
         snakemake_command(workdir, config, *args),
         capture_output=True,
@@ -390,21 +394,25 @@ def snakemake(
     )
 
 
-def python_failing_once(folder: Path, run: str) -> Path:
-    """A `python` that fails the first training of ``run`` (as a crashed job would), then is
-    this interpreter. Jobs call `python` from PATH, which sbatch exports to the job."""
+def training_failing_once(folder: Path, run: str) -> Path:
+    """A ``sitecustomize`` in ``folder`` that makes the first training of ``run`` fail at start-up
+    (as a crashed job would), whichever interpreter runs it: sbatch exports PYTHONPATH to the job
+    and the workflow's shell prefix keeps it."""
     folder.mkdir()
     marker = folder / "failed-once"
-    script = folder / "python"
-    script.write_text(
-        "#!/bin/sh\n"
-        f'case "$*" in *"implicit2 train "*"--out {run}"*)\n'
-        f'  if mkdir "{marker}" 2>/dev/null; then echo "injected failure" >&2; exit 7; fi ;;\n'
-        "esac\n"
-        f'exec "{sys.executable}" "$@"\n',
+    (folder / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "command = ' '.join(sys.orig_argv)\n"
+        f"if 'implicit2 train ' in command and '--out {run}' in command:\n"
+        "    try:\n"
+        f"        os.mkdir({str(marker)!r})\n"
+        "    except FileExistsError:\n"
+        "        pass\n"
+        "    else:\n"
+        "        print('injected failure', file=sys.stderr, flush=True)\n"
+        "        os._exit(7)\n",
         encoding="utf-8",
     )
-    script.chmod(0o755)
     return marker
 
 
@@ -425,11 +433,13 @@ def tiny_run(cluster, tmp_path_factory) -> TinyRun:
     root = tmp_path_factory.mktemp("tiny")
     workdir = root / "work"
     workdir.mkdir()
-    marker = python_failing_once(root / "bin", FLAKY_RUN)
+    marker = training_failing_once(root / "inject", FLAKY_RUN)
     already = {job["id"] for job in cluster.jobs()}
     config = tiny_config()
     config["plan"] = {"calibration": str(plan_calibration(root / "calibration.json"))}
-    result = snakemake(cluster, workdir, config, "results/tables/paper.tex", path=str(root / "bin"))
+    result = snakemake(
+        cluster, workdir, config, "results/tables/paper.tex", pythonpath=str(root / "inject")
+    )
     jobs = [job for job in cluster.jobs() if job["id"] not in already]
     return TinyRun(workdir, config, result.returncode, result.stdout + result.stderr, marker, jobs)
 
