@@ -209,3 +209,25 @@ def test_fitting_another_file_into_the_same_folder_prepares_it_again(tmp_path: P
     second = write_tone(tmp_path / "second.wav", seconds=0.5)
     assert main(["fit", str(second), *argv, "--out", str(out)]) == 0
     assert get_task("audio").load(out / "data.npz").train_coords.shape == (4000, 1)  # 0.5 s
+
+
+def test_fit_takes_a_mesh_with_holes_only_when_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Scans such as the Stanford bunny have holes: refused by default with the flag named in the
+    message, fitted with --allow-non-watertight; the flag is refused for a non-mesh."""
+    trimesh = pytest.importorskip("trimesh")
+    box = trimesh.creation.box()
+    mesh = tmp_path / "open.ply"
+    trimesh.Trimesh(box.vertices, box.faces[:-1]).export(mesh)  # one face missing
+    argv = ["fit", str(mesh), "--model", "mfn-fourier-1L8D", "--steps", "2", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
+    assert "not watertight" in caplog.text and "--allow-non-watertight" in caplog.text
+    out = tmp_path / "run"
+    assert main([*argv, "--out", str(out), "--allow-non-watertight"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["status"] == "ok" and 0.0 <= metrics["iou_easy"] <= 1.0
+    tone = write_tone(tmp_path / "tone.wav")
+    tone_argv = ["fit", str(tone), "--model", "mfn-fourier-1L8D", "--out", str(tmp_path / "t")]
+    assert main([*tone_argv, "--allow-non-watertight"]) == 2
+    assert "applies to meshes (occupancy), not to audio" in caplog.text

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed")
     parser.add_argument(
         "--checkpoint-every", type=int, default=None, help="steps between resume checkpoints"
+    )
+    parser.add_argument(
+        "--allow-non-watertight",
+        action="store_true",
+        help="fit a mesh with holes (a scan such as the Stanford bunny): its inside/outside labels "
+        "come from ray parity and can be wrong near the holes",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -204,10 +211,14 @@ def describe(record: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def prepare_into(task: str, path: Path, out_dir: Path) -> Path:
-    """Prepare ``path`` as ``out_dir/data.npz``, again only when the file or its content changed."""
+def prepare_into(
+    task: str, path: Path, out_dir: Path, options: Mapping[str, Any] | None = None
+) -> Path:
+    """Prepare ``path`` as ``out_dir/data.npz`` (with the task's prepare ``options``), again only
+    when the file or its content changed."""
     prepared, raw = out_dir / "data.npz", out_dir / "raw"
-    source = resolve_dataset(DATASET, {"path": str(path), "task": task})
+    spec = {"path": str(path), "task": task} | ({"prepare": dict(options)} if options else {})
+    source = resolve_dataset(DATASET, spec)
     files = fetch_files(source, raw)
     if prepared.is_file() and (raw / "manifest.json").is_file():
         recorded = read_manifest(raw).get("files", [])
@@ -224,10 +235,13 @@ def run(args: argparse.Namespace) -> int:
     path = args.path.expanduser().resolve()
     task = args.task or infer_task(path)
     log.info("%s: task %s%s", path, task, "" if args.task else " (from the file type)")
+    if args.allow_non_watertight and task != "occupancy":
+        raise ValueError(f"--allow-non-watertight applies to meshes (occupancy), not to {task}")
+    options = {"allow_non_watertight": True} if args.allow_non_watertight else None
     hparams = fit_settings(task, path, args.model, args)
     TrainSettings.from_dict(hparams)  # bad settings fail before any preparing
     args.out.mkdir(parents=True, exist_ok=True)
-    data = load_data(task, prepare_into(task, path, args.out))
+    data = load_data(task, prepare_into(task, path, args.out, options))
     chosen, record = choose_settings(task, data, hparams, args)
     log.info("settings: %s", describe(record))
     settings = TrainSettings.from_dict(chosen)

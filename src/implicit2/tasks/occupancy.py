@@ -135,7 +135,8 @@ class Occupancy(Task):
             raise ValueError(
                 f"{path}: the mesh is not watertight, so inside/outside labels from ray tests are "
                 "unreliable. Repair it (close its holes) or set the prepare option "
-                "allow_non_watertight: true to use it anyway"
+                "allow_non_watertight: true to use it anyway "
+                "(implicit2 fit: --allow-non-watertight)"
             )
         centre, scale = normalise(mesh)
         low = mesh.vertices.min(axis=0) - MARGIN
