@@ -35,9 +35,10 @@ from implicit2.training.evaluate import Predictor
 from implicit2.training.loop import make_warm_cache
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import (
-    clip_gradient_values,
+    apply_update,
     make_model,
     make_optimizer,
+    make_scheduler,
     training_forward,
 )
 from implicit2.training.warm_cache import WarmStartCache
@@ -59,6 +60,7 @@ class Variant:
     ) -> None:
         self.name, self.model, self.settings = name, model, settings
         self.optimizer, self.generator, self.cache = optimizer, generator, cache
+        self.scheduler = make_scheduler(optimizer, settings)
         self.seconds: list[float] = []
         self.iterations: list[int] = []
         self.losses: list[float] = []
@@ -86,7 +88,8 @@ def make_variant(
 
 
 def train_step(task: Task, data: PreparedData, variant: Variant) -> None:
-    """One training step as :func:`implicit2.training.loop._train_chunk` takes it, timed."""
+    """One training step as :func:`implicit2.training.loop._train_chunk` takes it (the trainer's
+    forward and :func:`~implicit2.training.step.apply_update`), timed."""
     settings, model = variant.settings, variant.model
     forward = training_forward(model, task, compile_step=False)
     started = time.perf_counter()
@@ -97,11 +100,7 @@ def train_step(task: Task, data: PreparedData, variant: Variant) -> None:
     z0 = variant.cache.start(slots) if slots is not None else None
     per_signal, z_next, steps = forward(x, y, z0, True)
     loss = per_signal.sum()
-    variant.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if settings.grad_clip is not None:
-        clip_gradient_values(model, settings.grad_clip)
-    variant.optimizer.step()
+    apply_update(loss, model, variant.optimizer, variant.scheduler, settings.grad_clip)
     if slots is not None and z_next is not None:
         variant.cache.store(slots, z_next)
     variant.seconds.append(time.perf_counter() - started)
