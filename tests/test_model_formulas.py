@@ -319,7 +319,8 @@ def mfn_reference(
 @pytest.mark.parametrize("leading", [1, SIGNALS])
 @pytest.mark.parametrize("filter_type", ["fourier", "gabor", "siren"])
 def test_mfn_step_and_decode_match_the_formulas(filter_type: str, leading: int) -> None:
-    """step(z) = f(z, x), step(None) = f(0, x), enter/layers compose it, decode = W_out z + b."""
+    """step(z) = f(z, x), step(None) = f(0, x), enter/layers and solver_map compose it, decode =
+    W_out z + b."""
     core = mfn(filter_type)
     x = coordinates(leading)
     gen = torch.Generator().manual_seed(5)
@@ -332,6 +333,8 @@ def test_mfn_step_and_decode_match_the_formulas(filter_type: str, leading: int) 
         assert torch.allclose(core.step(z, context)[s], expected, atol=ATOL)
         layered = core.layers(core.enter(z, context), context)[s]
         assert torch.allclose(layered, expected, atol=ATOL)
+        with torch.no_grad():  # a solver's f: the first layer's constant part summed once
+            assert torch.allclose(core.solver_map(context)(z)[s], expected, atol=ATOL)
         from_zero = mfn_reference(core, x, None, s, weights)
         assert torch.allclose(core.step(None, context)[s], from_zero, atol=ATOL)
         decoded = affine(z[s], core.output.weight[s], core.output.bias[s])

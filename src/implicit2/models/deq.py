@@ -71,7 +71,8 @@ class DEQINR(INR):
         if solve:
             with torch.no_grad():
                 tol = self.tol if self.training else self.eval_tol
-                z_star, stats = self.solver(f, z0, tol=tol, max_iter=self.max_iter)
+                iterate = self.core.solver_map(context)
+                z_star, stats = self.solver(iterate, z0, tol=tol, max_iter=self.max_iter)
             steps, residual = stats.steps, stats.residual
         if not torch.is_grad_enabled():
             z_next = f(z_star)

@@ -12,6 +12,7 @@ work a solver iteration or an amortized training step repeats.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -117,6 +118,29 @@ class MultiplicativeFilterNetwork(nn.Module):
         for term, weight, linear in zip(context.terms, context.weights, linears, strict=True):
             h = term * torch.baddbmm(linear.bias, h, weight)
         return h
+
+    def solver_map(self, context: Context) -> Callable[[Tensor], Tensor]:
+        """f for a solver's iterations (no gradient): z ↦ f(z, x) with the first layer's
+        z-independent part, g₀(x)·W₁ + b₁ (SIREN-like: sin(a₀(x))·W₁ + a₁(x) + b₁), summed once
+        for the whole solve instead of adding g₀(x) to z every iteration, and each layer's
+        product or sine taken in place. Equal to :meth:`step` up to rounding."""
+        weights, terms = context.weights, context.terms
+        linears = cast("list[StackedLinear]", self.linears)
+        siren = self.filter_type == "siren"
+        first_bias = terms[0] if siren else linears[0].bias
+        entry = torch.baddbmm(first_bias, context.first, weights[0])
+
+        def apply(z: Tensor) -> Tensor:
+            h = torch.baddbmm(entry, z, weights[0])
+            h = h.sin_() if siren else h.mul_(terms[0])
+            for term, weight, linear in zip(terms[1:], weights[1:], linears[1:], strict=True):
+                if siren:
+                    h = torch.baddbmm(term, h, weight).sin_()
+                else:
+                    h = torch.baddbmm(linear.bias, h, weight).mul_(term)
+            return h
+
+        return apply
 
     def decode(self, z: Tensor) -> Tensor:
         """y = W_out z + b_out."""
