@@ -285,6 +285,9 @@ def test_a_raw_file_put_there_by_hand_is_kept_and_used(tmp_path):
     assert raw.read_bytes() == tone.read_bytes() and raw.stat().st_ino == inode
     fetch_log = tmp_path / "logs" / "fetch" / "mine" / "tone.wav.log"
     assert "already present and valid: not downloading" in fetch_log.read_text(encoding="utf-8")
+    # The failed attempt's log is kept beside the last one.
+    attempts = fetch_log.with_name("tone.wav.attempts.log").read_text(encoding="utf-8")
+    assert attempts.count("=== fetch attempt started") == 2 and "put it at" in attempts
 
     raw.write_bytes(b"not the tone")
     refused = snakemake(tmp_path, "-c1", target, "--forcerun", "download", configfile=configfile)

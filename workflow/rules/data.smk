@@ -17,8 +17,11 @@ rule fetch:
         spec=download_spec,
         dest=raw_dir,
     shell:
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== fetch attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "python -m implicit2 download --dataset {wildcards.dataset} --spec {params.spec:q}"
-        " --dest {params.dest:q} --file {wildcards.rawfile:q} > {log:q} 2>&1"
+        " --dest {params.dest:q} --file {wildcards.rawfile:q}"
+        " 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"
 
 
 rule download:
@@ -37,8 +40,11 @@ rule download:
         spec=download_spec,
         dest=raw_dir,
     shell:
+        'A={log:q}; A="${{A%.log}}.attempts.log"; '
+        "echo '=== download attempt started' $(date -u +%FT%TZ) on $(hostname) >> \"$A\"; "
         "python -m implicit2 download --dataset {wildcards.dataset}"
-        " --spec {params.spec:q} --dest {params.dest:q} > {log:q} 2>&1"
+        " --spec {params.spec:q} --dest {params.dest:q}"
+        " 2>&1 | (trap '' TERM INT; exec tee -a \"$A\") > {log:q}"
 
 
 rule prepare:
