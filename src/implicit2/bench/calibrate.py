@@ -35,6 +35,9 @@ import numpy as np
 import torch
 
 from implicit2 import io as atomic
+from implicit2.data.download import fetch_files
+from implicit2.data.manifest import write_manifest
+from implicit2.data.registry import resolve_dataset
 from implicit2.names import ModelSpec, parse_model_name
 from implicit2.pipeline.cost import (
     KINDS,
@@ -50,6 +53,7 @@ from implicit2.training.checkpoint import Checkpointer
 from implicit2.training.loop import train
 from implicit2.training.profiling import reset_peak_memory, synchronize
 from implicit2.training.records import summary
+from implicit2.training.runs import train_to_dir
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import make_model
 
@@ -338,11 +342,6 @@ def measure_evaluation(
     work in a fresh process after its start-up: loading the data and the model, the forward pass
     (milliseconds at these sizes), exports, metrics and provenance (its subprocesses counted). On
     a one-thread CPU calibration seconds are CPU time."""
-    from implicit2.data.download import fetch_files
-    from implicit2.data.manifest import write_manifest
-    from implicit2.data.registry import resolve_dataset
-    from implicit2.training.runs import train_to_dir
-
     cpu_time = device.type == "cpu" and threads == 1
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="implicit2-calibrate-") as folder:
