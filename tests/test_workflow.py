@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -91,6 +92,7 @@ def test_full_grid_dry_run(tmp_path):
     runs = datasets * MODELS
     assert runs == 312
     assert counts == {
+        "fetch": datasets,
         "download": datasets,
         "prepare": datasets,
         "train": runs,
@@ -100,7 +102,7 @@ def test_full_grid_dry_run(tmp_path):
         **({"paper_pdf": 1} if PDF_JOBS else {}),
         "figures": len(TASKS),
         "all": 1,
-        "total": 2 * datasets + 2 * runs + 2 * len(TASKS) + 2 + PDF_JOBS,
+        "total": 3 * datasets + 2 * runs + 2 * len(TASKS) + 2 + PDF_JOBS,
     }
 
 
@@ -160,19 +162,138 @@ def test_table_target_rule_builds_one_task(tmp_path):
 def test_single_run_target_dry_run(tmp_path):
     target = "results/runs/video/bikes/deq-gabor-1L1024D/seed0/metrics.json"
     assert dry_run(tmp_path, target) == {
+        "fetch": 1,
         "download": 1,
         "prepare": 1,
         "train": 1,
         "evaluate": 1,
-        "total": 4,
+        "total": 5,
     }
 
 
 def test_demo_dry_run(tmp_path):
     counts = dry_run(tmp_path, configfile=DEMO)
-    assert counts["download"] == counts["prepare"] == 6
+    assert counts["fetch"] == counts["download"] == counts["prepare"] == 6
     assert counts["train"] == counts["evaluate"] == 6 * 8
     assert counts["table"] == counts["figures"] == 5 and counts["paper"] == 1
+
+
+def job_files(output: str, rule: str) -> dict[str, list[str]]:
+    """{output: inputs} of every ``rule`` job that a dry run lists."""
+    jobs: dict[str, list[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        if not re.match(rf"(?:local)?rule {rule}:", block):
+            continue
+        fields = dict(re.findall(r"^\s+(input|output): (.+)$", block, flags=re.MULTILINE))
+        jobs[fields["output"]] = fields.get("input", "").split(", ")
+    return jobs
+
+
+def test_prepare_declares_the_raw_files_it_reads(tmp_path):
+    """Every file prepare reads is a declared input (made by rule fetch), so that executors
+    without a shared file system and storage plugins carry it; the user's own file too."""
+    own = tmp_path / "own.wav"
+    own.write_bytes(b"RIFF")  # only its path matters in a dry run
+    config = yaml.safe_load(FULL.read_text(encoding="utf-8"))
+    config["datasets"]["own"] = {"path": str(own), "task": "audio"}
+    config["task_settings"]["audio"]["datasets"].append("own")
+    configfile = tmp_path / "own.yaml"
+    configfile.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = snakemake(
+        tmp_path,
+        "-n",
+        "results/data/audio/bach.npz",
+        "results/data/image_representation/camera.npz",
+        "results/data/video/bikes.npz",
+        "results/data/audio/own.npz",
+        configfile=configfile,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert job_files(output, "prepare") == {
+        "results/data/audio/bach.npz": [
+            "resources/raw/bach/manifest.json",
+            "resources/raw/bach/gt_bach.wav",
+        ],
+        "results/data/image_representation/camera.npz": [
+            "resources/raw/camera/manifest.json",
+            "resources/raw/camera/camera.png",
+        ],
+        "results/data/video/bikes.npz": [
+            "resources/raw/bikes/manifest.json",
+            "resources/raw/bikes/bikes.mp4",
+        ],
+        "results/data/audio/own.npz": ["resources/raw/own/manifest.json", str(own)],
+    }
+    # update(): Snakemake never deletes a raw file before fetch runs again.
+    assert sorted(job_files(output, "fetch")) == [
+        "resources/raw/bach/gt_bach.wav (update)",
+        "resources/raw/bikes/bikes.mp4 (update)",
+        "resources/raw/camera/camera.png (update)",
+    ]
+    assert job_files(output, "download")["resources/raw/own/manifest.json"] == [str(own)]
+
+
+def test_a_raw_file_put_there_by_hand_is_kept_and_used(tmp_path):
+    """The documented fallback: a download fails offline, the user puts the file at the path the
+    error names, and the workflow uses it; a forced re-fetch keeps it; a wrong file is refused
+    and left alone."""
+    import hashlib
+
+    import numpy as np
+    import soundfile
+
+    wave = (0.5 * np.sin(np.linspace(0, 300, 8000))).astype(np.float32)
+    tone = tmp_path / "tone.wav"
+    soundfile.write(tone, wave, 16000)
+    with socket.socket() as probe:  # a port nobody listens on: the download fails at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
+    config["tasks"] = ["audio"]
+    config["datasets"] = {
+        "mine": {
+            "task": "audio",
+            "url": f"http://127.0.0.1:{port}/tone.wav",
+            "sha256": hashlib.sha256(tone.read_bytes()).hexdigest(),
+            "prepare": {"max_seconds": 0.25},
+        }
+    }
+    configfile = tmp_path / "mine.yaml"
+    configfile.write_text(yaml.safe_dump(config), encoding="utf-8")
+    target = "results/data/audio/mine.npz"
+    raw = tmp_path / "resources" / "raw" / "mine" / "tone.wav"
+
+    offline = snakemake(tmp_path, "-c1", target, configfile=configfile)
+    assert offline.returncode != 0
+    assert f"put it at {raw.resolve()}" in offline.stdout + offline.stderr
+
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tone, raw)
+    inode = raw.stat().st_ino
+    used = snakemake(tmp_path, "-c1", target, configfile=configfile)
+    assert used.returncode == 0, used.stdout + used.stderr
+    assert "rule fetch" not in used.stdout + used.stderr
+    manifest = json.loads(raw.with_name("manifest.json").read_text(encoding="utf-8"))
+    assert manifest["files"][0]["source"] == "present before download (manual or earlier)"
+    with np.load(tmp_path / target) as prepared:
+        expected = wave[:4000] / np.abs(wave[:4000]).max()
+        assert np.allclose(prepared["waveform"], expected, atol=1e-3)  # 16-bit PCM
+
+    forced = snakemake(tmp_path, "-c1", target, "--forcerun", "fetch", configfile=configfile)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert raw.read_bytes() == tone.read_bytes() and raw.stat().st_ino == inode
+    fetch_log = tmp_path / "logs" / "fetch" / "mine" / "tone.wav.log"
+    assert "already present and valid: not downloading" in fetch_log.read_text(encoding="utf-8")
+    # The failed attempt's log is kept beside the last one.
+    attempts = fetch_log.with_name("tone.wav.attempts.log").read_text(encoding="utf-8")
+    assert attempts.count("=== fetch attempt started") == 2 and "put it at" in attempts
+
+    raw.write_bytes(b"not the tone")
+    refused = snakemake(tmp_path, "-c1", target, "--forcerun", "download", configfile=configfile)
+    assert refused.returncode != 0
+    assert "exists but has sha256" in refused.stdout + refused.stderr
+    assert raw.read_bytes() == b"not the tone"
 
 
 def test_dry_run_shows_resolved_settings(tmp_path):

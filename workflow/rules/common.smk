@@ -7,6 +7,7 @@ and the resources from implicit2.pipeline.run_settings; the paths from implicit2
 
 import shlex
 
+import implicit2.data.registry as i2registry
 import implicit2.pipeline.plan as i2plan
 from implicit2.pipeline.shapes import UnknownShapeError
 
@@ -25,6 +26,8 @@ wildcard_constraints:
     dataset=WILDCARDS["dataset"],
     model=WILDCARDS["model"],
     seed=WILDCARDS["seed"],
+    # A raw file of a dataset: anything in its folder but the manifest that lists them.
+    rawfile=r"(?!manifest\.json$)[^/]+",
 
 
 # ---- targets --------------------------------------------------------------------------------
@@ -95,15 +98,21 @@ def figures_dir(wildcards):
 # ---- data -----------------------------------------------------------------------------------
 
 
-def local_source(wildcards):
-    """A user's own file (`datasets.<name>.path`) as an input of its download, else nothing."""
-    path = CONFIG["datasets"].get(wildcards.dataset, {}).get("path")
-    return [path] if path else []
-
-
 def raw_dir(wildcards):
     """resources/raw/{dataset}: where download puts the raw files."""
     return i2paths.RAW_DIR.format(dataset=wildcards.dataset)
+
+
+def raw_files(wildcards):
+    """The raw files that prepare reads (and the manifest lists): resources/raw/{dataset}/NAME
+    for each file that rule fetch makes, the user's own file (`datasets.<name>.path`).
+    """
+    spec = i2settings.dataset_spec(CONFIG, wildcards.dataset, "download")
+    try:
+        source = i2registry.resolve_dataset(wildcards.dataset, spec)
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    return [str(path) for path in source.raw_files(raw_dir(wildcards))]
 
 
 def download_spec(wildcards):

@@ -7,7 +7,10 @@ model's own ``run``, as the loop and the evaluation call it) give the seconds pe
 iteration. Non-negative least squares fits each kind's unit costs to these points. Two short runs
 that differ only in how often they checkpoint give the cost of a checkpoint, at two state sizes.
 A fresh process, timed to its first tensor and through a first tiny training run, gives the
-start-up cost of a job, the warm-up of its first run and its resident memory before data.
+start-up cost of a job, the warm-up of its first run and its resident memory before data. Per
+task, a fresh process evaluating a two-step run on the demo's data at small sizes gives what an
+evaluation job spends besides its start-up and its forward pass (data and model loading, exports,
+metrics, provenance).
 
 On a shared CPU other processes stretch wall-clock times. With one thread the calibration
 therefore counts the process's CPU time: a single-threaded step's CPU time is its wall time on an
@@ -32,6 +35,9 @@ import numpy as np
 import torch
 
 from implicit2 import io as atomic
+from implicit2.data.download import fetch_files
+from implicit2.data.manifest import write_manifest
+from implicit2.data.registry import resolve_dataset
 from implicit2.names import ModelSpec, parse_model_name
 from implicit2.pipeline.cost import (
     KINDS,
@@ -47,6 +53,7 @@ from implicit2.training.checkpoint import Checkpointer
 from implicit2.training.loop import train
 from implicit2.training.profiling import reset_peak_memory, synchronize
 from implicit2.training.records import summary
+from implicit2.training.runs import train_to_dir
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import make_model
 
@@ -67,6 +74,16 @@ CHECKPOINT_SHAPES = ((1024, 1, 16), (131072, 1, 64))
 SOLVES = 3
 #: Start-up measurements (fresh processes).
 STARTUPS = 3
+#: Per task, the demo dataset whose evaluation is timed and its small prepare options.
+EVALUATION_PROBES: dict[str, tuple[str, dict[str, Any]]] = {
+    "image_representation": ("demo_faces", {"size": 32, "limit": 1}),
+    "image_generalization": ("demo_nature", {"size": 64, "limit": 1}),
+    "audio": ("demo_chirp", {"max_seconds": 0.25}),
+    "video": ("bikes", {"frames": 3, "size": 16}),
+    "occupancy": ("demo_shape", {"train_points": 4096, "test_points": 2048}),
+}
+#: The model of the timed evaluations (its forward pass at these sizes takes milliseconds).
+EVALUATION_MODEL = "mfn-fourier-1L16D"
 
 
 def calibrate(
@@ -74,12 +91,15 @@ def calibrate(
     threads: int,
     kinds: Sequence[str] = KINDS,
     shapes: Sequence[tuple[int, int, int]] | None = None,
+    evaluation_tasks: Sequence[str] = tuple(EVALUATION_PROBES),
 ) -> Calibration:
-    """Measure every kind's unit costs on ``device`` with ``threads`` CPU threads."""
+    """Measure every kind's unit costs on ``device`` with ``threads`` CPU threads, and the
+    evaluation of ``evaluation_tasks``."""
     torch.set_num_threads(threads)
     shapes = SHAPES["cuda" if device.type == "cuda" else "cpu"] if shapes is None else shapes
     clock = Clock(device, threads)
     startup, first_run, host_base = measure_startup(device, threads)
+    evaluation = measure_evaluation(device, threads, evaluation_tasks)
     costs = {}
     for kind in kinds:
         started = time.perf_counter()
@@ -98,6 +118,7 @@ def calibrate(
         host_base_bytes=host_base,
         kinds=costs,
         source=f"implicit2 plan --calibrate ({clock.describe()}), torch {torch.__version__}",
+        evaluation_seconds=evaluation,
     )
 
 
@@ -294,6 +315,64 @@ def measure_startup(device: torch.device, threads: int) -> tuple[float, float, i
         warmup.append(max(0.0, first_cpu if cpu_time else first_wall))
         rss.append(int(report["rss"]))
     return statistics.median(startup), statistics.median(warmup), int(statistics.median(rss))
+
+
+_EVALUATION_PROBE = """
+import json, resource, time
+from pathlib import Path
+import torch
+import implicit2.commands.evaluate
+from implicit2.training.runs import evaluate_dir, load_data
+torch.set_num_threads({threads})
+torch.zeros(1, device={device!r}).sum().item()
+def counted():
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), time.process_time() + children.ru_utime + children.ru_stime
+wall, cpu = counted()
+data = load_data({task!r}, Path({data!r}))
+evaluate_dir({task!r}, data, Path({run!r}), Path({out!r}), {device!r})
+print(json.dumps([end - start for start, end in zip((wall, cpu), counted())]))
+"""
+
+
+def measure_evaluation(
+    device: torch.device, threads: int, tasks: Sequence[str] = tuple(EVALUATION_PROBES)
+) -> dict[str, float]:
+    """Per task of ``tasks`` (:data:`EVALUATION_PROBES`), the median seconds of an evaluation's
+    work in a fresh process after its start-up: loading the data and the model, the forward pass
+    (milliseconds at these sizes), exports, metrics and provenance (its subprocesses counted). On
+    a one-thread CPU calibration seconds are CPU time."""
+    cpu_time = device.type == "cpu" and threads == 1
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="implicit2-calibrate-") as folder:
+        root = Path(folder)
+        for task in tasks:
+            dataset, options = EVALUATION_PROBES[task]
+            source = resolve_dataset(dataset)
+            raw, data_file, run = root / dataset, root / f"{dataset}.npz", root / task
+            write_manifest(raw, source, fetch_files(source, raw))
+            get_task(task).prepare(raw, data_file, {**source.prepare, **options})
+            settings = TrainSettings(steps=2, log_every=1, device=device.type)
+            data = get_task(task).load(data_file)
+            train_to_dir(task, data, EVALUATION_MODEL, 0, settings, run, progress=False)
+            probe = _EVALUATION_PROBE.format(
+                threads=threads,
+                device=str(device),
+                task=task,
+                data=str(data_file),
+                run=str(run),
+                out=str(run / "metrics.json"),
+            )
+            timed = []
+            for _ in range(STARTUPS):
+                output = subprocess.run(
+                    [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+                ).stdout
+                wall, cpu = json.loads(output.strip().splitlines()[-1])
+                timed.append(cpu if cpu_time else wall)
+            seconds[task] = statistics.median(timed)
+            log.info("evaluation of %s: %.2f s besides start-up", task, seconds[task])
+    return seconds
 
 
 def save_calibration(calibration: Calibration, path: str | Path) -> None:

@@ -1,8 +1,9 @@
 """``implicit2 download``: fetch one dataset's raw files (or generate a demo signal).
 
-Writes the files into ``--dest`` (package, scikit-image and local files are not copied) and then,
-last and atomically, ``--dest/manifest.json`` listing each file, its sha256 and its source. A file
-already in ``--dest`` and valid is not downloaded again, so a file put there by hand is used.
+Writes the files into ``--dest`` (a user's local file is not copied) and then, last and atomically,
+``--dest/manifest.json`` listing each file, its sha256 and its source. A file already in ``--dest``
+and valid is not downloaded again, so a file put there by hand is used. ``--file NAME`` makes that
+one raw file only and writes no manifest (the workflow's ``fetch`` rule).
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--dataset``, ``--spec``, ``--dest``, ``--lock``, ``--retries``, ``--timeout``."""
+    """Add ``--dataset``, ``--spec``, ``--dest``, ``--file``, ``--lock``, ``--retries``,
+    ``--timeout``."""
     parser.add_argument("--dataset", required=True, help="dataset name (registry or config)")
     parser.add_argument(
         "--spec", default="{}", help="the dataset's config block as JSON ({} for the registry's)"
     )
     parser.add_argument("--dest", required=True, type=Path, help="folder: resources/raw/NAME")
+    parser.add_argument(
+        "--file",
+        default=None,
+        help="make only this raw file of the dataset and write no manifest",
+    )
     parser.add_argument(
         "--lock",
         type=Path,
@@ -52,15 +59,23 @@ def parse_spec(text: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fetch the files, then write the manifest; returns 0."""
+    """Fetch the files, then (without ``--file``) write the manifest; returns 0."""
     source = resolve_dataset(args.dataset, parse_spec(args.spec))
     lock = args.lock if args.lock is not None else args.dest.parent / "checksums.lock.json"
     try:
         files = fetch_files(
-            source, args.dest, retries=args.retries, timeout=args.timeout, lock_file=lock
+            source,
+            args.dest,
+            only=args.file,
+            retries=args.retries,
+            timeout=args.timeout,
+            lock_file=lock,
         )
     except DownloadError as error:
         raise ValueError(str(error)) from error
+    if args.file is not None:
+        logger.info("dataset %s: %s is in place (no manifest written)", source.name, files[0].path)
+        return 0
     manifest = write_manifest(args.dest, source, files)
     logger.info(
         "dataset %s (%s): %d file(s); wrote %s", source.name, source.task, len(files), manifest

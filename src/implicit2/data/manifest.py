@@ -1,8 +1,8 @@
 """The ``manifest.json`` a download leaves in ``resources/raw/{dataset}/`` (written last).
 
 It lists the dataset's raw files (a path relative to the manifest for files in the folder, an
-absolute path for files that live elsewhere: a package's file, the user's own file), their sha256,
-size and where they came from. ``prepare`` finds its input through it (:func:`raw_file`).
+absolute path for the user's own file, which is read where it is), their sha256, size and where
+they came from. ``prepare`` finds its input through it (:func:`raw_file`).
 """
 
 from __future__ import annotations

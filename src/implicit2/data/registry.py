@@ -6,9 +6,10 @@ and which ``prepare`` options apply by default. ``kind`` is one of
 
 - ``remote``: fetched from :class:`Location` entries (Google Drive file or folder, plain URL), tried
   in order by :func:`implicit2.data.download.fetch`;
-- ``skimage`` / ``package``: a file that ships inside an installed package (``ref`` names it);
+- ``skimage`` / ``package``: a file that ships inside an installed package (``ref`` names it),
+  copied into the raw folder;
 - ``demo``: generated locally by :mod:`implicit2.data.demo` (``ref`` is the generator name);
-- ``local``: a file the user names in config (``path``).
+- ``local``: a file the user names in config (``path``), read where it is.
 
 :func:`resolve_dataset` applies a config block (``datasets: NAME: {...}``) on top of the registry.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +94,8 @@ class DatasetSource:
         name: dataset name (the config key and the Snakemake wildcard).
         task: task name (``image_representation`` …).
         kind: ``remote``, ``skimage``, ``package``, ``demo`` or ``local`` (see the module doc).
-        files: raw file names inside ``resources/raw/{name}/`` (remote and demo datasets).
+        files: raw file names inside ``resources/raw/{name}/`` (every kind but ``local``, whose
+            one entry is its file's name).
         locations: for ``remote``, where each file can be fetched, tried in order.
         ref: for ``skimage``/``package``, the file inside the package (``package:relative/path``);
             for ``demo``, the generator name in :mod:`implicit2.data.demo`.
@@ -122,6 +125,18 @@ class DatasetSource:
             raise ValueError(f"dataset {self.name}: a remote dataset needs files and locations")
         if self.kind == "local" and not self.path:
             raise ValueError(f"dataset {self.name}: a local dataset needs a path")
+        if self.kind in ("skimage", "package", "demo") and len(self.files) != 1:
+            raise ValueError(
+                f"dataset {self.name}: a {self.kind} dataset needs one file name (files), the name "
+                "of its file in the raw folder"
+            )
+
+    def raw_files(self, raw_dir: str | os.PathLike[str]) -> list[Path]:
+        """The raw files ``prepare`` reads: ``raw_dir/NAME`` for each file that ``download`` writes
+        there (every kind but ``local``), the user's own file for ``local``."""
+        if self.kind == "local":
+            return [Path(str(self.path))]
+        return [Path(raw_dir) / name for name in self.files]
 
 
 def _remote(

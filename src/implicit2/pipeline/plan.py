@@ -89,6 +89,7 @@ def workload(
         signal_batch=hparams["signal_batch"],
         checkpoint_every=hparams["checkpoint_every"],
         data_bytes=shape.array_bytes,
+        task=task,
     )
 
 
