@@ -459,8 +459,9 @@ def tiny_run(cluster, tmp_path_factory) -> TinyRun:
 @pytest.mark.slow
 def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny_run):
     """Through `--profile`: preparation in the CPU partition without a GPU, the runs in the GPU
-    partition; each run's train and evaluate jobs as one submission sized by the plan; a failed group retried with twice the walltime and
-    memory, its training log keeping the failed attempt."""
+    partition; each run's train and evaluate jobs as one submission sized by the plan; a failed
+    group retried with twice the walltime and memory, its training log keeping the failed
+    attempt."""
     workdir, output, marker = tiny_run.workdir, tiny_run.output, tiny_run.marker
     assert tiny_run.returncode == 0, output[-8000:] + cluster.log_tail()
 
