@@ -4,8 +4,10 @@ Needs root and Debian's `munge slurmctld slurmd slurm-client` (installed with ap
 absent; the tests are skipped with the reason where that is impossible). The cluster's state,
 spool, sockets and logs live in a temporary folder, and everything the fixture started is stopped
 at the end, also when a test fails. The node declares two fake GPUs (gres.conf points them at
-/dev/null and /dev/zero), so `sbatch --gpus=1` is accepted on a machine without GPUs; the
-profile is used as shipped except for the partition and account placeholders.
+/dev/null and /dev/zero), so `sbatch --gpus=1` is accepted on a machine without GPUs, and
+belongs to two partitions: `debug` (the GPU partition) and `cpu` (the CPU partition of the jobs
+that need no GPU). The profile is used as shipped except for its partition and account
+placeholders.
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ KillWait=10
 ReturnToService=2
 NodeName={host} NodeAddr=127.0.0.1 CPUs=8 RealMemory=16000 Gres=gpu:2 State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=ALL MaxTime=INFINITE State=UP
 """
 
 
@@ -251,15 +254,17 @@ def test_profile_entries_are_commented_and_placeholders_are_marked():
     assert profile["executor"] == "slurm" and profile["retries"] >= 1
     assert profile["slurm-status-command"] == "squeue"
     assert profile["set-resources"]["train"]["gpu"] == 1
+    assert profile["set-resources"]["prepare"]["slurm_partition"].startswith("CHANGE_ME")
 
 
 @pytest.mark.parametrize("option", ["--profile", "--workflow-profile"])
 def test_dry_run_through_the_profile_keeps_partition_account_gpu_cpus_and_walltime(
     tmp_path, option
 ):
-    """Both ways of naming the profile give every job the profile's partition and account (with
+    """Both ways of naming the profile give every job the profile's partitions and account (with
     `--profile`, Snakemake also loads profiles/default as the workflow profile: it must not
-    replace them), and a training job asks one GPU, 4 CPUs and the config's runtime."""
+    replace them): preparation the CPU partition and no GPU, training and evaluation the GPU
+    partition; a training job asks one GPU, 4 CPUs and the config's runtime."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "-n", "-p"]
     command += ["--directory", str(tmp_path), "--configfile", str(DEMO)]
     command += [option, str(PROFILE.parent), "--config", "tasks=[audio]"]
@@ -275,8 +280,12 @@ def test_dry_run_through_the_profile_keeps_partition_account_gpu_cpus_and_wallti
     jobs = [line for line in output.splitlines() if "resources:" in line]
     assert len(jobs) > 16, output[-5000:]
     for line in jobs:
-        assert "slurm_partition=CHANGE_ME_partition" in line, line
         assert "slurm_account=CHANGE_ME_account" in line, line
+    prepare = [line for line in jobs if "slurm_partition=CHANGE_ME_cpu_partition" in line]
+    assert len(prepare) == 1, output[-5000:]  # demo_chirp
+    assert all("gpu=0" in line for line in prepare), prepare
+    on_gpus = [line for line in jobs if line not in prepare]
+    assert all("slurm_partition=CHANGE_ME_partition" in line for line in on_gpus), on_gpus
     train = [line for line in jobs if "gpu=1" in line]
     assert len(train) == 8, output[-5000:]  # demo_chirp x 8 models, all training jobs
     for line in train:
@@ -307,11 +316,14 @@ def tiny_config(audio_steps: int = 20) -> dict[str, Any]:
 
 
 def site_profile(folder: Path) -> Path:
-    """The shipped profile with only the site placeholders replaced (partition, no account)."""
+    """The shipped profile with only the site placeholders replaced (the GPU and CPU partitions,
+    no account)."""
     profile = yaml.safe_load(PROFILE.read_text(encoding="utf-8"))
     assert profile["default-resources"]["slurm_partition"].startswith("CHANGE_ME")
     assert profile["default-resources"]["slurm_account"].startswith("CHANGE_ME")
+    assert profile["set-resources"]["prepare"]["slurm_partition"].startswith("CHANGE_ME")
     profile["default-resources"]["slurm_partition"] = "debug"
+    profile["set-resources"]["prepare"]["slurm_partition"] = "cpu"
     del profile["default-resources"]["slurm_account"]
     profile["slurm-no-account"] = True
     folder.mkdir(parents=True)
@@ -446,9 +458,10 @@ def tiny_run(cluster, tmp_path_factory) -> TinyRun:
 
 @pytest.mark.slow
 def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny_run):
-    """Through `--profile`: every job in the profile's partition; each run's train and evaluate
-    jobs as one submission sized by the plan; a failed group retried with twice the walltime and
-    memory, its training log keeping the failed attempt."""
+    """Through `--profile`: preparation in the CPU partition without a GPU, the runs in the GPU
+    partition; each run's train and evaluate jobs as one submission sized by the plan; a failed
+    group retried with twice the walltime and memory, its training log keeping the failed
+    attempt."""
     workdir, output, marker = tiny_run.workdir, tiny_run.output, tiny_run.marker
     assert tiny_run.returncode == 0, output[-8000:] + cluster.log_tail()
 
@@ -464,7 +477,6 @@ def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny
     assert "Error in group run" in output, output[-8000:]
 
     jobs = tiny_run.jobs
-    assert all(job["partition"] == "debug" for job in jobs), jobs
     by_rule: dict[str, list[dict[str, str]]] = {}
     for job in jobs:
         rule = re.match(r"rule_(prepare|run_evaluate_train)(_wildcards|$)", job["comment"])
@@ -476,7 +488,9 @@ def test_tiny_workflow_runs_on_slurm_grouped_and_sized_by_the_plan(cluster, tiny
     assert len(by_rule["prepare"]) == 2
     assert all(job["state"] == "COMPLETED" for job in by_rule["prepare"])
     assert all(job["gres"] == "N/A" for job in by_rule["prepare"])
+    assert all(job["partition"] == "cpu" for job in by_rule["prepare"]), jobs
     groups = by_rule["run_evaluate_train"]
+    assert all(job["partition"] == "debug" for job in groups), jobs
     assert len(groups) == 5, groups  # 4 runs, one of them twice
     assert sum(job["state"] == "FAILED" for job in groups) == 1
     assert sum(job["state"] == "COMPLETED" for job in groups) == 4
