@@ -99,7 +99,7 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     assert metrics["hparams"]["input_scale"] == pytest.approx(expected)
     assert metrics["fit_settings"]["input_scale"]["source"] == "signal"
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
-    assert f"input_scale {expected:.4g} (24×40 samples" in line
+    assert f"input_scale {expected:.4g} (sampling of the signal: 24×40 samples" in line
     assert "steps 3 (command line)" in line
     given = ["--input-scale", "7", "--out", str(tmp_path / "given"), "--no-progress"]
     assert main([*argv, *given]) == 0

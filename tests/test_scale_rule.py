@@ -7,18 +7,11 @@ import functools
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from implicit2.pipeline import config as cfg
 from implicit2.pipeline import grid, run_settings
-from implicit2.pipeline.scale_rule import (
-    ENERGY_SHARE,
-    FULL_BAND,
-    Sampling,
-    derive_input_scale,
-    signal_bandwidth,
-)
+from implicit2.pipeline.scale_rule import Sampling, capacity_cap, derive_input_scale
 
 REPO = Path(__file__).resolve().parents[1]
 #: (task, dataset, model) → the settings the paper config resolved to before the rule existed.
@@ -30,23 +23,14 @@ SNAPSHOT_KEYS = ("input_scale", "lr", "steps", "batch_size")
 MODEL = "deq-fourier-1L1024D"
 
 PAPER_SAMPLING = {
-    "camera": Sampling("image_representation", (512, 512)),
-    "celeba": Sampling("image_representation", (128, 128)),
-    "nature": Sampling("image_generalization", (256, 256)),  # even pixels of 512²
-    "text": Sampling("image_generalization", (256, 256)),
+    "camera": Sampling("image_representation", (512, 512)),  # gray
+    "celeba": Sampling("image_representation", (128, 128), channels=3),
+    "nature": Sampling("image_generalization", (256, 256), channels=3),  # even pixels of 512²
+    "text": Sampling("image_generalization", (256, 256), channels=3),
     "bach": Sampling("audio", (308207,), 44100.0),  # gt_bach.wav: 6.99 s at 44.1 kHz
-    "cat": Sampling("video", (300, 512, 512)),
-    "bikes": Sampling("video", (250, 272, 640)),
+    "cat": Sampling("video", (300, 512, 512), channels=3),
+    "bikes": Sampling("video", (250, 272, 640), channels=3),
 }
-
-
-@functools.cache
-def camera_bandwidth() -> float:
-    """The bandwidth of the paper's camera image (scikit-image's ``camera``, 512²)."""
-    skimage_data = pytest.importorskip("skimage.data")
-    bandwidth = signal_bandwidth(skimage_data.camera()[None, ..., None] / 255.0)
-    assert bandwidth is not None
-    return bandwidth
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +58,10 @@ def task_scale(task: str, model: str) -> float:
 
 def test_the_rule_gives_the_paper_its_own_scales_at_the_paper_sizes(paper) -> None:
     """Every run of the paper's grid on a signal of known sampling: the rule, starting from the
-    task's setting as ``fit`` does, lands on the scale the paper config gives that run. The camera
-    brings its own bandwidth (the only paper image on hand), which must not bind at the paper's
-    models."""
-    known = dict(PAPER_SAMPLING)
-    known["camera"] = Sampling("image_representation", (512, 512), bandwidth=camera_bandwidth())
+    task's setting as ``fit`` does, lands on the scale the paper config gives that run."""
     checked = set()
     for run in grid.expand_grid(paper):
-        sampling = known.get(run.dataset)
+        sampling = PAPER_SAMPLING.get(run.dataset)
         if sampling is None:  # occupancy meshes, counting: no sampling fact to read
             continue
         paper_scale = run_settings.resolve_hparams(paper, run.task, run.dataset, run.model)
@@ -145,71 +125,35 @@ def test_bad_sampling_and_scales_are_refused_by_name() -> None:
         Sampling("image_representation", (0, 12))
     with pytest.raises(ValueError, match="sample rate must be positive"):
         Sampling("audio", (100,), None)
+    with pytest.raises(ValueError, match="channels must be positive"):
+        Sampling("image_representation", (8, 8), channels=0)
     with pytest.raises(ValueError, match="input_scale must be positive"):
         derive_input_scale(Sampling("image_representation", (8, 8)), 0.0, MODEL)
     with pytest.raises(ValueError, match="is not a model name"):
         derive_input_scale(Sampling("image_representation", (8, 8)), 256.0, "deq-1L8D")
 
 
-def cosines(n: int, frequencies: list[float], amplitudes: list[float]) -> np.ndarray:
-    """(1, n, 1): a sum of cosines of ``frequencies`` (rad per unit) on n samples of [-1, 1]."""
-    x = np.linspace(-1.0, 1.0, n)
-    wave = sum(a * np.cos(w * (x + 1.0)) for w, a in zip(frequencies, amplitudes, strict=True))
-    return np.asarray(wave)[None, :, None]
+@pytest.mark.parametrize(
+    ("model", "channels", "expected"),
+    [
+        ("deq-fourier-1L64D", 1, 64.0),
+        ("deq-fourier-1L64D", 3, 64.0 / 3**0.5),
+        ("deq-fourier-4L64D", 3, 128.0 / 3**0.5),
+        ("deq-fourier-1L128D", 3, 128.0 / 3**0.5),
+    ],
+)
+def test_an_rgb_picture_shares_the_capacity_among_its_channels(model, channels, expected) -> None:
+    sampling = Sampling("image_representation", (384, 384), channels=channels)
+    derived = derive_input_scale(sampling, 256.0, model)
+    assert derived.input_scale == pytest.approx(expected) == capacity_cap(model, channels)
+    assert derived.reason.startswith(f"capacity of {model} for {channels} channel")
+    assert "sampling allows 192" in derived.reason
 
 
-def test_the_bandwidth_of_one_tone_is_its_frequency() -> None:
-    for frequency in (40.0, 300.0, 1000.0):
-        bandwidth = signal_bandwidth(cosines(4001, [frequency], [1.0]))
-        assert bandwidth == pytest.approx(frequency, abs=2 * np.pi / 2)  # within a DCT bin
-
-
-def test_the_bandwidth_of_equal_tones_is_where_the_energy_share_is_reached() -> None:
-    """20 tones of equal energy at 10, 20, … 200 rad/unit: 95 % of it lies below the 19th."""
-    frequencies = [10.0 * k for k in range(1, 21)]
-    bandwidth = signal_bandwidth(cosines(2001, frequencies, [1.0] * 20))
-    assert ENERGY_SHARE == 0.95
-    assert bandwidth == pytest.approx(190.0, abs=np.pi)
-    louder_low = signal_bandwidth(cosines(2001, frequencies, [4.0] * 10 + [1.0] * 10))
-    assert louder_low is not None and louder_low < bandwidth
-
-
-def test_the_bandwidth_is_in_units_of_the_span_not_of_the_samples() -> None:
-    """The same pattern at 64² and at 256²: two plane waves of frequency √(30² + 40²) = 50."""
-    for n in (64, 256):
-        y, x = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, n), indexing="ij")
-        image = (np.cos(30.0 * (y + 1)) * np.cos(40.0 * (x + 1)))[None, ..., None]
-        assert signal_bandwidth(image) == pytest.approx(50.0, abs=np.pi)
-
-
-def test_blurring_lowers_the_bandwidth_and_a_flat_signal_has_none() -> None:
-    noise = np.random.default_rng(0).standard_normal((1, 96, 128, 3))
-    kernel = np.ones(9) / 9.0
-    blurred = np.apply_along_axis(np.convolve, 1, noise, kernel, mode="same")
-    blurred = np.apply_along_axis(np.convolve, 2, blurred, kernel, mode="same")
-    sharp, smooth = signal_bandwidth(noise), signal_bandwidth(blurred)
-    assert sharp is not None and smooth is not None and smooth < 0.6 * sharp
-    assert signal_bandwidth(np.full((2, 16, 16, 1), 0.3)) is None
-    with pytest.raises(ValueError, match="not \\(signals, \\*grid, channels\\)"):
-        signal_bandwidth(np.zeros((16, 16)))
-
-
-def test_a_smooth_picture_gets_a_scale_in_proportion_to_its_bandwidth() -> None:
-    model = "deq-fourier-1L64D"  # capacity cap 64
-    smooth = Sampling("image_representation", (384, 384), bandwidth=FULL_BAND / 2)
-    derived = derive_input_scale(smooth, 256.0, model)
-    assert derived.input_scale == pytest.approx(32.0)
-    assert derived.reason.startswith("bandwidth of the signal")
-    half = Sampling("image_representation", (384, 384), bandwidth=FULL_BAND / 4)
-    assert derive_input_scale(half, 256.0, model).input_scale == pytest.approx(16.0)
-    detailed = Sampling("image_representation", (384, 384), bandwidth=4 * FULL_BAND)
-    assert derive_input_scale(detailed, 256.0, model).reason.startswith("capacity")
-
-
-@pytest.mark.parametrize("bandwidth", [None, 20.0, 60.0, 200.0])
-def test_the_scale_never_falls_as_the_sampling_or_the_model_grows(bandwidth) -> None:
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_scale_never_falls_as_the_sampling_or_the_model_grows(channels: int) -> None:
     def scale(n: int, model: str) -> float:
-        sampling = Sampling("image_representation", (n, n + 32), bandwidth=bandwidth)
+        sampling = Sampling("image_representation", (n, n + 32), channels=channels)
         return derive_input_scale(sampling, 256.0, model).input_scale
 
     for model in ("deq-fourier-1L32D", "deq-fourier-1L64D", "deq-fourier-1L256D"):

@@ -3,9 +3,10 @@
 The task is inferred from the file (image, audio, video or mesh); every setting not given on the
 command line is the task's default from the workflow config
 (:mod:`implicit2.pipeline.run_settings`), except the input scale, which is derived from the
-signal's sampling and, for images, its bandwidth (:mod:`implicit2.pipeline.scale_rule`) unless
-``--input-scale`` gives it; ``--tune`` refines it with a short search (:mod:`implicit2.training.scale_search`). A signal whose
-full batch does not fit in memory trains on minibatches (:mod:`implicit2.training.batch_fallback`).
+signal's sampling and the model's capacity (:mod:`implicit2.pipeline.scale_rule`) unless
+``--input-scale`` gives it; ``--tune`` refines it with a short search
+(:mod:`implicit2.training.scale_search`). A signal whose full batch does not fit in memory trains
+on minibatches (:mod:`implicit2.training.batch_fallback`).
 The choices are logged in one line and recorded in ``metrics.json`` under ``fit_settings``.
 The run directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``,
 ``curve.csv``, ``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same
@@ -32,7 +33,7 @@ from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
 from implicit2.pipeline.config import validate
 from implicit2.pipeline.run_settings import resolve_hparams
-from implicit2.pipeline.scale_rule import Sampling, derive_input_scale, signal_bandwidth
+from implicit2.pipeline.scale_rule import Sampling, derive_input_scale
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training.batch_fallback import fallback_batch
@@ -126,16 +127,14 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
 
 
 def sampling_of(data: PreparedData) -> Sampling:
-    """The facts of prepared data that the scale rule reads: samples per axis, the sample rate
-    (audio) and the bandwidth of the training pixels (images)."""
+    """The facts of prepared data that the scale rule reads."""
     if "image_shape" in data.meta:
         height, width = data.meta["image_shape"][:2]
         if data.meta.get("split") == "even_odd":
             height, width = (height + 1) // 2, (width + 1) // 2  # trained on the even pixels
-        pixels = data.train_targets.reshape(data.num_signals, height, width, -1)
-        return Sampling(data.task, (height, width), bandwidth=signal_bandwidth(pixels))
+        return Sampling(data.task, (height, width), channels=data.out_dim)
     if "video_shape" in data.meta:
-        return Sampling(data.task, tuple(data.meta["video_shape"][:3]))
+        return Sampling(data.task, tuple(data.meta["video_shape"][:3]), channels=data.out_dim)
     rate = data.meta.get("sample_rate")
     return Sampling(data.task, (len(data.train_coords),), None if rate is None else float(rate))
 

@@ -3,34 +3,30 @@
 Why: the filters draw their frequencies in proportion to ``input_scale``
 (:mod:`implicit2.models.filters`), over coordinates that span [-1, 1] on every axis whatever the
 signal's size. A signal with n samples along an axis holds frequencies up to its Nyquist
-frequency, about π·n/2 rad per unit of that span; how much of that band it fills is its content.
+frequency, about π·n/2 rad per unit of that span, so the same picture at 96² and at 512² needs
+filters about five times apart.
 
-The rule takes the least of three bounds, each a physical limit on the frequencies worth drawing:
+The rule takes the lesser of two bounds:
 
 - sampling: ``paper_scale × n / n_paper``, where n measures the sampling (:meth:`Sampling.measure`)
   and ``paper_scale`` is the task's setting for the model at the paper's sampling ``n_paper``
   (:data:`PAPER_MEASURE`), so the paper's own signals keep the paper's values. Images: n is the
   samples along the training grid's shorter axis (the filters draw frequency vectors
   isotropically, so the shorter axis's Nyquist bounds them); the paper's 256 at 512² is n/2, as
-  CelebA's 64 at 128². Video: the same, over frames and pixels, up to the paper's scale (both
-  paper videos use one scale: the bound stops at the bikes video's 250 frames). Audio:
-  √(samples × seconds), relative to the paper's bach clip → 25000: the Nyquist bound grows with
-  the samples N, the content of a sound (its frequencies are in Hz) with the duration T, and the
-  measured optima fall between the two;
+  CelebA's 64 at 128². Video: the same over frames and pixels, up to the paper's scale (the
+  paper's two videos share one scale; the bound reaches it at the bikes video's 250 frames).
+  Audio: √(samples × seconds), relative to the paper's bach clip → 25000: the Nyquist bound grows
+  with the samples N, the content of a sound (its frequencies are in Hz) with the duration T,
+  and the measured optima fall between the two;
 - capacity (images): a model holds a number of Fourier modes bounded by its layer weights
-  (L·D² for ``{L}L{D}D``), and the band up to frequency s on [-1, 1]² holds (2s/π)² of them, so
-  the scale is capped at D·√L (:func:`capacity_cap`): 64 for ``1L64D``, the paper's 256 for
-  ``1L256D``;
-- bandwidth (images): a picture whose energy lies at low frequencies wants fewer of the model's
-  modes spent on high ones. Its bandwidth is the radial frequency below which
-  :data:`ENERGY_SHARE` of its non-constant energy lies (:func:`signal_bandwidth`), and the bound
-  is the capacity cap × bandwidth / :data:`FULL_BAND`: a picture whose band reaches
-  :data:`FULL_BAND` fills the model's capacity.
+  (L·D² for ``{L}L{D}D``), shared by the C channels it outputs, and the band up to frequency s on
+  [-1, 1]² holds (2s/π)² modes, so the scale is capped at D·√(L/C) (:func:`capacity_cap`): 64 for
+  a gray picture and 37 for an RGB one at ``1L64D``, 256 for the paper's camera at ``1L256D``.
 
-Audio has no content bound: over the measured clips, a scale proportional to any spectral
-measure (energy share, centroid) fitted worse than the sampling bound. Occupancy keeps the paper's
-value: its coordinates are a fixed box around the mesh, whose point count says nothing of its
-detail. docs/fit_defaults.md has the measurements behind each constant.
+Occupancy keeps the paper's value: its coordinates are a fixed box around the mesh, whose point
+count says nothing of its detail. docs/fit_defaults.md has the measurements behind the rule,
+including the content measures (the spectrum's energy share, a bias–variance fit) that were tried
+as a third bound and predicted held-out pictures worse.
 """
 
 from __future__ import annotations
@@ -38,65 +34,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from implicit2.names import parse_model_name
 
 #: The paper's bach clip: samples and sample rate (gt_bach.wav, 6.99 s).
 PAPER_AUDIO = (308207, 44100.0)
 
 #: Per task, the measure of sampling (:meth:`Sampling.measure`) at which the task's paper setting
-#: was tuned; above it, video keeps the paper's setting; tasks not listed keep their setting.
+#: was tuned (video: above it the setting stays); tasks not listed keep their setting.
 PAPER_MEASURE: dict[str, float] = {
     "image_representation": 512.0,  # camera, 512² (CelebA: 64 at 128², the same ratio)
     "image_generalization": 256.0,  # the even pixels of 512² images
     "audio": PAPER_AUDIO[0] / math.sqrt(PAPER_AUDIO[1]),  # √(samples · seconds)
     "video": 250.0,  # bikes: 250 frames of 272×640 (cat: 300 frames of 512², the same scale)
 }
-#: Tasks whose scale is capped by the model's capacity and bounded by the signal's bandwidth.
+#: Tasks whose scale the model's capacity caps.
 IMAGE_TASKS = frozenset({"image_representation", "image_generalization"})
-#: The share of a signal's non-constant energy that lies below its bandwidth.
-ENERGY_SHARE = 0.95
-#: The bandwidth (rad per unit of the [-1, 1] span) at which a picture fills a model's capacity.
-FULL_BAND = 76.0
-
-
-def signal_bandwidth(values: np.ndarray, share: float = ENERGY_SHARE) -> float | None:
-    """The radial frequency, in radians per unit of the [-1, 1] span of each axis, below which
-    ``share`` of the signals' energy lies, the mean of each signal and channel left out.
-
-    The spectrum is the DCT-II's (the signal mirrored at its edges, so that its borders add no
-    spurious high frequencies): index k along an axis of n samples is the frequency
-    π·k·(n−1)/(2n), up to the Nyquist frequency at k = n − 1.
-
-    Args:
-        values: (S, *grid, C): S signals of C channels on a grid of one or more axes.
-        share: in (0, 1).
-
-    Returns:
-        The bandwidth, or None for signals without variation.
-
-    Raises:
-        ValueError: ``values`` has no grid axis or ``share`` is outside (0, 1).
-    """
-    from scipy.fft import dctn
-
-    if values.ndim < 3:
-        raise ValueError(f"values of shape {values.shape} are not (signals, *grid, channels)")
-    if not 0.0 < share < 1.0:
-        raise ValueError(f"the energy share must be in (0, 1), got {share}")
-    grid = values.shape[1:-1]
-    axes = tuple(range(1, 1 + len(grid)))
-    centred = values.astype(np.float64) - values.mean(axis=axes, keepdims=True)
-    power = np.square(dctn(centred, type=2, axes=axes, norm="ortho")).sum(axis=(0, -1))
-    total = power.sum()
-    if not total > 1e-12 * np.square(values, dtype=np.float64).sum():  # rounding of the mean
-        return None
-    steps = [np.pi * np.arange(n) * (n - 1) / (2 * n) for n in grid]
-    radius = np.sqrt(sum(np.square(w) for w in np.meshgrid(*steps, indexing="ij"))).ravel()
-    order = np.argsort(radius, kind="stable")
-    cumulative = np.cumsum(power.ravel()[order]) / total
-    return float(radius[order][min(np.searchsorted(cumulative, share), radius.size - 1)])
 
 
 @dataclass(frozen=True)
@@ -108,13 +60,13 @@ class Sampling:
         samples: training samples along each coordinate axis (image: height, width of the
             training grid; audio: the sample count; video: frames, height, width).
         sample_rate: samples per second (audio), else None.
-        bandwidth: :func:`signal_bandwidth` of the training samples (images), else None.
+        channels: values per sample (1 for gray, 3 for RGB).
     """
 
     task: str
     samples: tuple[int, ...]
     sample_rate: float | None = None
-    bandwidth: float | None = None
+    channels: int = 1
 
     def __post_init__(self) -> None:
         if not self.samples or any(count < 1 for count in self.samples):
@@ -123,8 +75,8 @@ class Sampling:
             )
         if self.task == "audio" and not (self.sample_rate or 0) > 0:
             raise ValueError(f"audio: the sample rate must be positive, got {self.sample_rate}")
-        if self.bandwidth is not None and not self.bandwidth > 0:
-            raise ValueError(f"{self.task}: the bandwidth must be positive, got {self.bandwidth}")
+        if self.channels < 1:
+            raise ValueError(f"{self.task}: channels must be positive, got {self.channels}")
 
     def measure(self) -> float:
         """What the sampling bound is proportional to: audio √(samples · seconds); otherwise the
@@ -134,8 +86,10 @@ class Sampling:
         return float(min(self.samples))
 
     def describe(self) -> str:
-        """E.g. ``96×128 samples`` or ``24000 samples at 8000 Hz (3 s)``."""
+        """E.g. ``96×128 samples, 3 channels`` or ``24000 samples at 8000 Hz (3 s)``."""
         text = "×".join(str(count) for count in self.samples) + " samples"
+        if self.channels > 1:
+            text += f", {self.channels} channels"
         if self.sample_rate is None:
             return text
         return f"{text} at {self.sample_rate:g} Hz ({self.samples[0] / self.sample_rate:.3g} s)"
@@ -149,19 +103,20 @@ class DerivedScale:
     reason: str
 
 
-def capacity_cap(model: str) -> float:
-    """The highest image scale ``model`` can fill: D·√L for ``{L}L{D}D`` (module docstring).
+def capacity_cap(model: str, channels: int = 1) -> float:
+    """The highest image scale ``model`` can fill with ``channels`` outputs: D·√(L/C) for
+    ``{L}L{D}D`` (module docstring).
 
     Raises:
         ValueError: ``model`` is not a model name.
     """
     spec = parse_model_name(model)
-    return spec.width * math.sqrt(spec.layers)
+    return spec.width * math.sqrt(spec.layers / channels)
 
 
 def sampling_bound(sampling: Sampling, paper_scale: float) -> tuple[float, str]:
-    """The sampling bound (module docstring) and its reason; ``paper_scale`` is positive and
-    ``sampling.task`` is in :data:`PAPER_MEASURE`."""
+    """The sampling bound (module docstring) and its reason; ``sampling.task`` is in
+    :data:`PAPER_MEASURE`."""
     reference = PAPER_MEASURE[sampling.task]
     ratio = sampling.measure() / reference
     if sampling.task == "audio":
@@ -172,12 +127,12 @@ def sampling_bound(sampling: Sampling, paper_scale: float) -> tuple[float, str]:
         paper = f"{reference:g} per axis"
         if sampling.task == "video":
             ratio = min(ratio, 1.0)
-            rule += " up to the paper's"
+            rule += ", up to the paper's"
     return paper_scale * ratio, f"{rule}; the paper's {paper_scale:g} at {paper}"
 
 
 def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> DerivedScale:
-    """The input scale for ``sampling`` and ``model``: the least of the bounds of the module
+    """The input scale for ``sampling`` and ``model``: the lesser of the bounds of the module
     docstring that apply to the task; ``paper_scale`` is the task's setting for the model.
 
     Raises:
@@ -187,25 +142,17 @@ def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> De
         raise ValueError(
             f"{sampling.task}: the task's input_scale must be positive, got {paper_scale}"
         )
-    cap = capacity_cap(model)
+    cap = capacity_cap(model, sampling.channels)
     if sampling.task not in PAPER_MEASURE:
         return DerivedScale(
             paper_scale,
             f"the paper's {sampling.task} setting (not derived from the sampling for this task)",
         )
     scale, why = sampling_bound(sampling, paper_scale)
-    # name → (bound, what it is)
-    bounds = {"sampling of the signal": (scale, f"{sampling.describe()}, {why}")}
+    text = f"sampling of the signal: {sampling.describe()}, {why}"
     if sampling.task in IMAGE_TASKS:
-        bounds[f"capacity of {model}"] = (cap, "D·√L")
-        if sampling.bandwidth is not None:
-            share = f"{ENERGY_SHARE:.0%} of its energy below {sampling.bandwidth:.3g} rad/unit"
-            content = cap * sampling.bandwidth / FULL_BAND
-            bounds["bandwidth of the signal"] = (content, f"{share}; D·√L × it / {FULL_BAND:g}")
-    binding = min(bounds, key=lambda name: bounds[name][0])
-    chosen, reason = bounds[binding]
-    text = f"{binding}: {reason}"
-    others = [f"{name} {value:.4g}" for name, (value, _) in bounds.items() if name != binding]
-    if others:
-        text += f" (the least of it and {', '.join(others)})"
-    return DerivedScale(chosen, text)
+        capacity = f"capacity of {model} for {sampling.channels} channel(s): D·√(L/C)"
+        if cap < scale:
+            return DerivedScale(cap, f"{capacity} (sampling allows {scale:.4g}: {text})")
+        text += f" (within the {capacity} = {cap:.4g})"
+    return DerivedScale(scale, text)
