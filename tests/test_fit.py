@@ -88,9 +88,10 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     imageio = pytest.importorskip("imageio.v3")
-    ramp = np.linspace(0, 65535, 24 * 40, dtype=np.uint16).reshape(24, 40)  # 16-bit, not square
-    image = tmp_path / "ramp.png"
-    imageio.imwrite(image, ramp)
+    # 16-bit, not square, detail up to the Nyquist frequency: the sampling bound binds
+    grain = np.random.default_rng(0).integers(0, 65536, size=(24, 40), dtype=np.uint16)
+    image = tmp_path / "grain.png"
+    imageio.imwrite(image, grain)
     argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "3", "--device", "cpu"]
     caplog.set_level(logging.INFO, logger="implicit2")
     assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
@@ -99,7 +100,7 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     assert metrics["hparams"]["input_scale"] == pytest.approx(expected)
     assert metrics["fit_settings"]["input_scale"]["source"] == "signal"
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
-    assert f"input_scale {expected:.4g} (sampling of the signal: 24×40 samples" in line
+    assert f"input_scale {expected:.4g} (sampling of the signal: 24×40 samples" in line, line
     assert "steps 3 (command line)" in line
     given = ["--input-scale", "7", "--out", str(tmp_path / "given"), "--no-progress"]
     assert main([*argv, *given]) == 0

@@ -6,7 +6,7 @@ signal's size. A signal with n samples along an axis holds frequencies up to its
 frequency, about π·n/2 rad per unit of that span, so the same picture at 96² and at 512² needs
 filters about five times apart.
 
-The rule takes the lesser of two bounds:
+The rule takes the least of three bounds:
 
 - sampling: ``paper_scale × n / n_paper``, where n measures the sampling (:meth:`Sampling.measure`)
   and ``paper_scale`` is the task's setting for the model at the paper's sampling ``n_paper``
@@ -21,18 +21,26 @@ The rule takes the lesser of two bounds:
 - capacity (images): a model holds a number of Fourier modes bounded by its layer weights
   (L·D² for ``{L}L{D}D``), shared by the C channels it outputs, and the band up to frequency s on
   [-1, 1]² holds (2s/π)² modes, so the scale is capped at D·√(L/C) (:func:`capacity_cap`): 64 for
-  a gray picture and 37 for an RGB one at ``1L64D``, 256 for the paper's camera at ``1L256D``.
+  a gray picture and 37 for an RGB one at ``1L64D``, 256 for the paper's camera at ``1L256D``;
+- bandwidth (images): filters above a signal's band are wasted on it. Its bandwidth is the radial
+  frequency below which :data:`ENERGY_SHARE` of its non-constant energy lies
+  (:func:`signal_bandwidth`), and the bound is :data:`BANDWIDTH_FRACTION` of it. It binds only
+  for pictures sampled well above their content (a smooth synthetic picture, a small photo
+  saved at a larger size): a picture with detail up to its Nyquist frequency has a bandwidth of
+  about π·n/2 and a bound above the sampling bound n/2.
 
 Occupancy keeps the paper's value: its coordinates are a fixed box around the mesh, whose point
 count says nothing of its detail. docs/fit_defaults.md has the measurements behind the rule,
-including the content measures (the spectrum's energy share, a bias–variance fit) that were tried
-as a third bound and predicted held-out pictures worse.
+including the content measures (lower energy shares, a bias–variance fit) that were tried and
+predicted held-out pictures worse.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from implicit2.names import parse_model_name
 
@@ -47,8 +55,50 @@ PAPER_MEASURE: dict[str, float] = {
     "audio": PAPER_AUDIO[0] / math.sqrt(PAPER_AUDIO[1]),  # √(samples · seconds)
     "video": 250.0,  # bikes: 250 frames of 272×640 (cat: 300 frames of 512², the same scale)
 }
-#: Tasks whose scale the model's capacity caps.
+#: Tasks whose scale the model's capacity and the signal's bandwidth bound.
 IMAGE_TASKS = frozenset({"image_representation", "image_generalization"})
+#: The share of a signal's non-constant energy that lies below its bandwidth.
+ENERGY_SHARE = 0.999
+#: The bandwidth bound is this fraction of the bandwidth (rad per unit of the [-1, 1] span).
+BANDWIDTH_FRACTION = 0.5
+
+
+def signal_bandwidth(values: np.ndarray, share: float = ENERGY_SHARE) -> float | None:
+    """The radial frequency, in radians per unit of the [-1, 1] span of each axis, below which
+    ``share`` of the signals' energy lies, the mean of each signal and channel left out.
+
+    The spectrum is the DCT-II's (the signal mirrored at its edges, so that its borders add no
+    spurious high frequencies): index k along an axis of n samples is the frequency
+    π·k·(n−1)/(2n), up to the Nyquist frequency at k = n − 1.
+
+    Args:
+        values: (S, *grid, C): S signals of C channels on a grid of one or more axes.
+        share: in (0, 1).
+
+    Returns:
+        The bandwidth, or None for signals without variation.
+
+    Raises:
+        ValueError: ``values`` has no grid axis or ``share`` is outside (0, 1).
+    """
+    from scipy.fft import dctn
+
+    if values.ndim < 3:
+        raise ValueError(f"values of shape {values.shape} are not (signals, *grid, channels)")
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the energy share must be in (0, 1), got {share}")
+    grid = values.shape[1:-1]
+    axes = tuple(range(1, 1 + len(grid)))
+    centred = values.astype(np.float64) - values.mean(axis=axes, keepdims=True)
+    power = np.square(dctn(centred, type=2, axes=axes, norm="ortho")).sum(axis=(0, -1))
+    total = power.sum()
+    if not total > 1e-12 * np.square(values, dtype=np.float64).sum():  # rounding of the mean
+        return None
+    steps = [np.pi * np.arange(n) * (n - 1) / (2 * n) for n in grid]
+    radius = np.sqrt(sum(np.square(w) for w in np.meshgrid(*steps, indexing="ij"))).ravel()
+    order = np.argsort(radius, kind="stable")
+    cumulative = np.cumsum(power.ravel()[order]) / total
+    return float(radius[order][min(np.searchsorted(cumulative, share), radius.size - 1)])
 
 
 @dataclass(frozen=True)
@@ -61,12 +111,14 @@ class Sampling:
             training grid; audio: the sample count; video: frames, height, width).
         sample_rate: samples per second (audio), else None.
         channels: values per sample (1 for gray, 3 for RGB).
+        bandwidth: :func:`signal_bandwidth` of the training samples (images), else None.
     """
 
     task: str
     samples: tuple[int, ...]
     sample_rate: float | None = None
     channels: int = 1
+    bandwidth: float | None = None
 
     def __post_init__(self) -> None:
         if not self.samples or any(count < 1 for count in self.samples):
@@ -77,6 +129,8 @@ class Sampling:
             raise ValueError(f"audio: the sample rate must be positive, got {self.sample_rate}")
         if self.channels < 1:
             raise ValueError(f"{self.task}: channels must be positive, got {self.channels}")
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ValueError(f"{self.task}: the bandwidth must be positive, got {self.bandwidth}")
 
     def measure(self) -> float:
         """What the sampling bound is proportional to: audio √(samples · seconds); otherwise the
@@ -132,7 +186,7 @@ def sampling_bound(sampling: Sampling, paper_scale: float) -> tuple[float, str]:
 
 
 def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> DerivedScale:
-    """The input scale for ``sampling`` and ``model``: the lesser of the bounds of the module
+    """The input scale for ``sampling`` and ``model``: the least of the bounds of the module
     docstring that apply to the task; ``paper_scale`` is the task's setting for the model.
 
     Raises:
@@ -149,10 +203,18 @@ def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> De
             f"the paper's {sampling.task} setting (not derived from the sampling for this task)",
         )
     scale, why = sampling_bound(sampling, paper_scale)
-    text = f"sampling of the signal: {sampling.describe()}, {why}"
+    # name → (bound, what it is)
+    bounds = {"sampling of the signal": (scale, f"{sampling.describe()}, {why}")}
     if sampling.task in IMAGE_TASKS:
-        capacity = f"capacity of {model} for {sampling.channels} channel(s): D·√(L/C)"
-        if cap < scale:
-            return DerivedScale(cap, f"{capacity} (sampling allows {scale:.4g}: {text})")
-        text += f" (within the {capacity} = {cap:.4g})"
-    return DerivedScale(scale, text)
+        bounds[f"capacity of {model}"] = (cap, f"D·√(L/C) for {sampling.channels} channel(s)")
+        if sampling.bandwidth is not None:
+            share = f"{ENERGY_SHARE:.1%} of its energy below {sampling.bandwidth:.4g} rad/unit"
+            content = BANDWIDTH_FRACTION * sampling.bandwidth
+            bounds["bandwidth of the signal"] = (content, f"{share}, × {BANDWIDTH_FRACTION:g}")
+    binding = min(bounds, key=lambda name: bounds[name][0])
+    chosen, reason = bounds[binding]
+    text = f"{binding}: {reason}"
+    others = [f"{name} {value:.4g}" for name, (value, _) in bounds.items() if name != binding]
+    if others:
+        text += f" (the least of it and {', '.join(others)})"
+    return DerivedScale(chosen, text)
