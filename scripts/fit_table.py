@@ -69,12 +69,12 @@ def main() -> None:
         at = next((p for s, p in sweep.items() if math.isclose(s, scale, rel_tol=1e-4)), None)
         best_scale = max(sweep, key=sweep.__getitem__) if sweep else math.nan
         best = sweep.get(best_scale, math.nan)
-        shown = ", ".join(f"{s:g}: {p:.2f}" for s, p in sorted(sweep.items()))
+        shown = ", ".join(f"{s:.4g}: {p:.2f}" for s, p in sorted(sweep.items()))
         psnr = "not run" if at is None else f"{at:.2f}"
         gap = "—" if at is None else f"{best - at:.2f}"
         print(
             f"| {path.name} | {sampling} | {scale:.4g} ({bound.split(' of')[0]}) | {psnr} | "
-            f"{shown} | {best:.2f} at {best_scale:g} | {gap} |"
+            f"{shown} | {best:.2f} at {best_scale:.4g} | {gap} |"
         )
 
 
