@@ -110,6 +110,20 @@ def chirp_clip(rate: int = 11025, seconds: float = 2.0) -> np.ndarray:
     return tremolo * (0.6 * np.sin(phase) + 0.2 * np.sin(3 * phase))
 
 
+def notes_clip(rate: int = 24000, seconds: float = 1.0) -> np.ndarray:
+    """Eight plucked notes (an A-minor arpeggio), each with 4 harmonics decaying at 6 s⁻¹."""
+    t = np.arange(int(rate * seconds)) / rate
+    wave = np.zeros_like(t)
+    step = seconds / 8
+    for index, pitch in enumerate((220.0, 261.63, 329.63, 440.0, 523.25, 440.0, 329.63, 261.63)):
+        local = t - index * step
+        on = local >= 0
+        for harmonic in range(1, 5):
+            tone = np.sin(2 * np.pi * pitch * harmonic * local) / harmonic
+            wave += np.where(on, tone * np.exp(-6.0 * np.clip(local, 0, None)), 0.0)
+    return 0.3 * wave
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bach", type=Path, required=True, help="the paper's gt_bach.wav")
@@ -133,6 +147,7 @@ def main() -> None:
             write_clip(folder, name, wave.mean(axis=1), rate, clip)
     soundfile.write(args.out / "synth_16k_1.5s.wav", synthetic_clip().astype(np.float32), 16000)
     soundfile.write(held_out / "chirp_11k_2s.wav", chirp_clip().astype(np.float32), 11025)
+    soundfile.write(confirm / "notes_24k_1s.wav", notes_clip().astype(np.float32), 24000)
 
 
 if __name__ == "__main__":
