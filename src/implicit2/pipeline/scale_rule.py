@@ -1,4 +1,5 @@
-"""The input scale a signal calls for, where a run does not set one (``implicit2 fit``).
+"""The input scale a signal calls for, where a run does not set one (``implicit2 fit``, and
+``implicit2 train`` for a workflow's own file).
 
 Why: the filters draw their frequencies in proportion to ``input_scale``
 (:mod:`implicit2.models.filters`), over coordinates that span [-1, 1] on every axis whatever the
@@ -29,8 +30,9 @@ The rule takes the least of three bounds:
   saved at a larger size): a picture with detail up to its Nyquist frequency has a bandwidth of
   about π·n/2 and a bound above the sampling bound n/2.
 
-Occupancy keeps the paper's value: its coordinates are a fixed box around the mesh, whose point
-count says nothing of its detail. docs/fit_defaults.md has the measurements behind the rule,
+Occupancy keeps the paper's value: its coordinates are a fixed box around the mesh, and its
+inside/outside step has no band limit (its bandwidth follows the grid it is sampled on, not the
+mesh's triangles). docs/fit_defaults.md has the measurements behind the rule,
 including the content measures (lower energy shares, a bias–variance fit) that were tried and
 predicted held-out pictures worse.
 """
