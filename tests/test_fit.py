@@ -88,9 +88,10 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     imageio = pytest.importorskip("imageio.v3")
-    ramp = np.linspace(0, 65535, 24 * 40, dtype=np.uint16).reshape(24, 40)  # 16-bit, not square
-    image = tmp_path / "ramp.png"
-    imageio.imwrite(image, ramp)
+    # 16-bit, not square, detail up to the Nyquist frequency: the sampling bound binds
+    grain = np.random.default_rng(0).integers(0, 65536, size=(24, 40), dtype=np.uint16)
+    image = tmp_path / "grain.png"
+    imageio.imwrite(image, grain)
     argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "3", "--device", "cpu"]
     caplog.set_level(logging.INFO, logger="implicit2")
     assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
@@ -99,7 +100,7 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     assert metrics["hparams"]["input_scale"] == pytest.approx(expected)
     assert metrics["fit_settings"]["input_scale"]["source"] == "signal"
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
-    assert f"input_scale {expected:.4g} (24×40 samples" in line
+    assert f"input_scale {expected:.4g} (sampling of the signal: 24×40 samples" in line, line
     assert "steps 3 (command line)" in line
     given = ["--input-scale", "7", "--out", str(tmp_path / "given"), "--no-progress"]
     assert main([*argv, *given]) == 0
@@ -231,3 +232,25 @@ def test_fit_takes_a_mesh_with_holes_only_when_told(
     tone_argv = ["fit", str(tone), "--model", "mfn-fourier-1L8D", "--out", str(tmp_path / "t")]
     assert main([*tone_argv, "--allow-non-watertight"]) == 2
     assert "applies to meshes (occupancy), not to audio" in caplog.text
+
+
+def test_fit_bounds_a_smooth_picture_by_its_bandwidth_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A picture sampled far above its content (one slow cosine over 48×64 pixels): the
+    bandwidth bound sets the scale, below the sampling bound (24), and the line names it."""
+    imageio = pytest.importorskip("imageio.v3")
+    y, x = np.meshgrid(np.linspace(-1, 1, 48), np.linspace(-1, 1, 64), indexing="ij")
+    smooth = 0.5 + 0.4 * np.cos(3.0 * x) * np.cos(2.0 * y)
+    image = tmp_path / "smooth.png"
+    imageio.imwrite(image, (smooth * 255).round().astype(np.uint8))
+    argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "2", "--device", "cpu"]
+    caplog.set_level(logging.INFO, logger="implicit2")
+    assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    scale = metrics["hparams"]["input_scale"]
+    assert 0 < scale < 24
+    reason = metrics["fit_settings"]["input_scale"]["reason"]
+    assert reason.startswith("bandwidth of the signal: 99.9% of its energy below")
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
+    assert f"input_scale {scale:.4g} (bandwidth of the signal" in line

@@ -142,10 +142,13 @@ def run_directory(wildcards):
 
 
 def train_hparams(wildcards):
-    """The resolved training settings of a run as JSON (--hparams)."""
-    hparams = i2settings.resolve_hparams(
-        CONFIG, wildcards.task, wildcards.dataset, wildcards.model
-    )
+    """The resolved training settings of a run as JSON (--hparams); input_scale null where
+    `implicit2 train` derives it from the signal (a `path:` dataset with no scale of its own).
+    """
+    run = (wildcards.task, wildcards.dataset, wildcards.model)
+    hparams = i2settings.resolve_hparams(CONFIG, *run)
+    if i2settings.derives_input_scale(CONFIG, *run):
+        hparams["input_scale"] = None
     return i2settings.to_json(hparams)
 
 

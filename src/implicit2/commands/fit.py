@@ -3,9 +3,10 @@
 The task is inferred from the file (image, audio, video or mesh); every setting not given on the
 command line is the task's default from the workflow config
 (:mod:`implicit2.pipeline.run_settings`), except the input scale, which is derived from the
-signal's sampling (:mod:`implicit2.pipeline.scale_rule`) unless ``--input-scale`` gives it;
-``--tune`` refines it with a short search (:mod:`implicit2.training.scale_search`). A signal whose
-full batch does not fit in memory trains on minibatches (:mod:`implicit2.training.batch_fallback`).
+signal's sampling and the model's capacity (:mod:`implicit2.pipeline.scale_rule`) unless
+``--input-scale`` gives it; ``--tune`` refines it with a short search
+(:mod:`implicit2.training.scale_search`). A signal whose full batch does not fit in memory trains
+on minibatches (:mod:`implicit2.training.batch_fallback`).
 The choices are logged in one line and recorded in ``metrics.json`` under ``fit_settings``.
 The run directory gets what a workflow run gets: ``data.npz`` (prepared), ``model.pt``,
 ``curve.csv``, ``train.json``, ``recon/`` and ``metrics.json``. Run it again with the same
@@ -32,13 +33,12 @@ from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
 from implicit2.pipeline.config import validate
 from implicit2.pipeline.run_settings import resolve_hparams
-from implicit2.pipeline.scale_rule import Sampling, derive_input_scale
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training.batch_fallback import fallback_batch
 from implicit2.training.checkpoint import TrainingInterrupted
 from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
-from implicit2.training.scale_search import search_scale
+from implicit2.training.scale_search import derive_scale, search_scale
 from implicit2.training.settings import TrainSettings, resolve_device
 
 log = logging.getLogger(__name__)
@@ -125,19 +125,6 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
     return hparams
 
 
-def sampling_of(data: PreparedData) -> Sampling:
-    """The sampling facts of prepared data that the scale rule reads."""
-    if "image_shape" in data.meta:
-        height, width = data.meta["image_shape"][:2]
-        if data.meta.get("split") == "even_odd":
-            height, width = (height + 1) // 2, (width + 1) // 2  # trained on the even pixels
-        return Sampling(data.task, (height, width))
-    if "video_shape" in data.meta:
-        return Sampling(data.task, tuple(data.meta["video_shape"][:3]))
-    rate = data.meta.get("sample_rate")
-    return Sampling(data.task, (len(data.train_coords),), None if rate is None else float(rate))
-
-
 def choose_settings(
     task: str, data: PreparedData, hparams: dict[str, Any], args: argparse.Namespace
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -151,8 +138,7 @@ def choose_settings(
     if args.input_scale is not None:
         record["input_scale"] = {"value": chosen["input_scale"], "source": "command line"}
     else:
-        sampling = sampling_of(data)
-        derived = derive_input_scale(sampling, float(chosen["input_scale"]), args.model)
+        derived = derive_scale(data, args.model, float(chosen["input_scale"]))
         chosen["input_scale"] = derived.input_scale
         record["input_scale"] = {
             "value": derived.input_scale,

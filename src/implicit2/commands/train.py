@@ -1,5 +1,9 @@
 """Train one model on one prepared dataset into a run directory (resumes from its ckpt/).
 
+An ``input_scale`` of null in ``--hparams`` (the workflow's own files without a configured scale,
+:func:`implicit2.pipeline.run_settings.derives_input_scale`) is derived from the prepared signal
+by the scale rule that ``implicit2 fit`` uses, and logged with its reason.
+
 On a box with several visible GPUs and device ``auto``/``cuda``, the job first leases a GPU of its
 own (:mod:`implicit2.training.lease`) so that concurrent jobs do not all land on ``cuda:0``.
 """
@@ -11,9 +15,11 @@ import json
 import logging
 from pathlib import Path
 
+from implicit2.pipeline.run_settings import builtin_input_scale
 from implicit2.training import lease as gpu_lease
 from implicit2.training.checkpoint import TrainingInterrupted
 from implicit2.training.runs import load_data, train_to_dir
+from implicit2.training.scale_search import derive_scale
 from implicit2.training.settings import TrainSettings
 
 #: Exit code of a run stopped by SIGTERM/SIGINT after writing its checkpoint (128 + SIGTERM).
@@ -41,8 +47,17 @@ def run(args: argparse.Namespace) -> int:
         values = json.loads(args.hparams)
     except json.JSONDecodeError as error:
         raise ValueError(f"--hparams is not valid JSON ({error}): {args.hparams!r}") from error
-    settings = TrainSettings.from_dict(values)
+    derive = "input_scale" in values and values["input_scale"] is None
+    placeholder = {"input_scale": 1.0} if derive else {}  # the other settings fail before loading
+    settings = TrainSettings.from_dict(values | placeholder)
     data = load_data(args.task, args.data)
+    if derive:
+        paper_scale = builtin_input_scale(args.task, args.model)
+        derived = derive_scale(data, args.model, paper_scale)
+        settings = TrainSettings.from_dict(values | {"input_scale": derived.input_scale})
+        logging.getLogger(__name__).info(
+            "input_scale %.4g (%s)", derived.input_scale, derived.reason
+        )
     if data.dataset != args.dataset:
         logging.getLogger(__name__).warning(
             "%s holds dataset %r, not %r", args.data, data.dataset, args.dataset

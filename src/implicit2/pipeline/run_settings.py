@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from implicit2.names import FULL_BATCH_TASKS, TASK_NAMES
-from implicit2.pipeline.config import ConfigError, dataset_task_of, parse_model_name
+from implicit2.pipeline.config import ConfigError, dataset_task_of, parse_model_name, validate
 from implicit2.pipeline.defaults import train_defaults
 from implicit2.pipeline.grid import selected_tasks
+from implicit2.pipeline.scale_rule import PAPER_MEASURE
 
 #: The keys of ``--hparams`` (docs/architecture.md), in that order.
 HPARAM_KEYS: tuple[str, ...] = tuple(train_defaults())
@@ -100,6 +102,36 @@ def resolve_hparams(
             value = float(value)
         resolved[key] = value
     return resolved
+
+
+@functools.cache
+def builtin_input_scale(task: str, model: str) -> float:
+    """The input scale the built-in defaults give ``task`` for ``model``: the paper's setting.
+
+    Raises:
+        ConfigError: unknown task or model.
+    """
+    config = validate({"tasks": [task], "datasets": {"own": {"path": "own", "task": task}}})
+    return float(resolve_hparams(config, task, "own", model)["input_scale"])
+
+
+def derives_input_scale(config: Mapping[str, Any], task: str, dataset: str, model: str) -> bool:
+    """Whether the run's input scale is left to ``implicit2 train`` to derive from the prepared
+    signal (:mod:`implicit2.pipeline.scale_rule`): the dataset is the user's own file
+    (``path:``) of a task the rule derives, its block sets no ``train.input_scale``, and the
+    config resolves the run to the paper's own setting, which was chosen for the paper's signals.
+    The paper's and the demo's datasets come from the registry and keep their settings.
+
+    Raises:
+        ConfigError: unknown task, model or dataset.
+    """
+    block = _run_context(config, task, dataset)
+    if "path" not in block or task not in PAPER_MEASURE:
+        return False
+    if "input_scale" in (block.get("train") or {}):
+        return False
+    resolved = resolve_hparams(config, task, dataset, model)["input_scale"]
+    return bool(resolved == builtin_input_scale(task, model))
 
 
 def shadowed_train_keys(config: Mapping[str, Any], written: Mapping[str, Any]) -> list[str]:

@@ -1,34 +1,40 @@
-"""The input scale a signal's sampling calls for, where a run does not set one (``implicit2 fit``).
+"""The input scale a signal calls for, where a run does not set one (``implicit2 fit``, and
+``implicit2 train`` for a workflow's own file).
 
 Why: the filters draw their frequencies in proportion to ``input_scale``
-(:mod:`implicit2.models.filters`), over coordinates that span [-1, 1] whatever the signal's size.
-A signal with n samples along an axis holds frequencies up to its Nyquist frequency, π·n/2 rad per
-unit of that span, so the same picture at 96² and at 512² needs filters about five times apart.
+(:mod:`implicit2.models.filters`), over coordinates that span [-1, 1] on every axis whatever the
+signal's size. A signal with n samples along an axis holds frequencies up to its Nyquist
+frequency, about π·n/2 rad per unit of that span, so the same picture at 96² and at 512² needs
+filters about five times apart.
 
-The rule: ``input_scale = paper_scale × n / n_paper``, where n measures the sampling
-(:meth:`Sampling.measure`) and ``paper_scale`` is the task's setting for the model at the paper's
-sampling ``n_paper`` (:data:`PAPER_MEASURE`): the paper's own signals keep the paper's values.
+The rule takes the least of three bounds:
 
-- images: n is the samples along the training grid's shorter axis. The filters draw frequency
-  vectors isotropically, so a scale above that axis's Nyquist puts filters beyond it; the paper's
-  256 at 512² is 0.5 × n, as CelebA's 64 at 128² and image generalization's 128 on the even
-  pixels (256²) of 512² images;
-- audio: n is the geometric mean of the sample count and the duration in seconds, √(N·T),
-  relative to the paper's bach clip (308207 samples, 6.99 s at 44.1 kHz → 25000). Two bounds meet
-  here: the Nyquist bound grows with the samples N, as for images; the content bound grows with
-  the duration T alone (a sound's frequencies are in Hz, and T seconds span the coordinate range).
-  Measured optima fall between the two, so the rule takes their geometric mean: the scale grows
-  with the duration, and with the square root of the sample rate;
-- video and occupancy keep the paper's values: their scales are not derived from the sampling.
+- sampling: ``paper_scale × n / n_paper``, where n measures the sampling (:meth:`Sampling.measure`)
+  and ``paper_scale`` is the task's setting for the model at the paper's sampling ``n_paper``
+  (:data:`PAPER_MEASURE`), so the paper's own signals keep the paper's values. Images: n is the
+  samples along the training grid's shorter axis (the filters draw frequency vectors
+  isotropically, so the shorter axis's Nyquist bounds them); the paper's 256 at 512² is n/2, as
+  CelebA's 64 at 128². Video: the same over frames and pixels, up to the paper's scale (the
+  paper's two videos share one scale; the bound reaches it at the bikes video's 250 frames).
+  Audio: √(samples × seconds), relative to the paper's bach clip → 25000: the Nyquist bound grows
+  with the samples N, the content of a sound (its frequencies are in Hz) with the duration T,
+  and the measured optima fall between the two;
+- capacity (images): a model holds a number of Fourier modes bounded by its layer weights
+  (L·D² for ``{L}L{D}D``), shared by the C channels it outputs, and the band up to frequency s on
+  [-1, 1]² holds (2s/π)² modes, so the scale is capped at D·√(L/C) (:func:`capacity_cap`): 64 for
+  a gray picture and 37 for an RGB one at ``1L64D``, 256 for the paper's camera at ``1L256D``;
+- bandwidth (images): filters above a signal's band are wasted on it. Its bandwidth is the radial
+  frequency below which :data:`ENERGY_SHARE` of its non-constant energy lies
+  (:func:`signal_bandwidth`), and the bound is :data:`BANDWIDTH_FRACTION` of it. It binds only
+  for pictures sampled well above their content (a smooth synthetic picture, a small photo
+  saved at a larger size): a picture with detail up to its Nyquist frequency has a bandwidth of
+  about π·n/2 and a bound above the sampling bound n/2.
 
-A small model cannot use the whole band of a large picture: it holds a number of Fourier modes
-bounded by its layer weights (L·D² for ``{L}L{D}D``), and the band up to frequency s on [-1, 1]²
-holds (2s/π)² of them. An image's scale is capped at D·√L (:func:`capacity_cap`), where that band
-holds (2/π)² ≈ 0.4 modes per layer weight: 64 for ``1L64D``, 256 for the paper's ``1L256D`` (the
-paper's own value at 512², so the paper's settings stay). Audio is not capped: no clip measured
-needed it.
-
-docs/fit_defaults.md has the measurements behind the rule.
+Occupancy keeps the paper's value: its coordinates are a fixed box around the mesh, and its
+inside/outside step has no band limit (its bandwidth follows the grid it is sampled on, not the
+mesh's triangles). docs/fit_defaults.md has the measurements behind the rule,
+including the content measures (lower energy shares, a bias–variance fit) that were tried and
+predicted held-out pictures worse.
 """
 
 from __future__ import annotations
@@ -36,34 +42,85 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from implicit2.names import parse_model_name
 
 #: The paper's bach clip: samples and sample rate (gt_bach.wav, 6.99 s).
 PAPER_AUDIO = (308207, 44100.0)
 
 #: Per task, the measure of sampling (:meth:`Sampling.measure`) at which the task's paper setting
-#: was tuned; tasks not listed keep their setting.
+#: was tuned (video: above it the setting stays); tasks not listed keep their setting.
 PAPER_MEASURE: dict[str, float] = {
     "image_representation": 512.0,  # camera, 512² (CelebA: 64 at 128², the same ratio)
     "image_generalization": 256.0,  # the even pixels of 512² images
     "audio": PAPER_AUDIO[0] / math.sqrt(PAPER_AUDIO[1]),  # √(samples · seconds)
+    "video": 250.0,  # bikes: 250 frames of 272×640 (cat: 300 frames of 512², the same scale)
 }
+#: Tasks whose scale the model's capacity and the signal's bandwidth bound.
+IMAGE_TASKS = frozenset({"image_representation", "image_generalization"})
+#: The share of a signal's non-constant energy that lies below its bandwidth.
+ENERGY_SHARE = 0.999
+#: The bandwidth bound is this fraction of the bandwidth (rad per unit of the [-1, 1] span).
+BANDWIDTH_FRACTION = 0.5
+
+
+def signal_bandwidth(values: np.ndarray, share: float = ENERGY_SHARE) -> float | None:
+    """The radial frequency, in radians per unit of the [-1, 1] span of each axis, below which
+    ``share`` of the signals' energy lies, the mean of each signal and channel left out.
+
+    The spectrum is the DCT-II's (the signal mirrored at its edges, so that its borders add no
+    spurious high frequencies): index k along an axis of n samples is the frequency
+    π·k·(n−1)/(2n), up to the Nyquist frequency at k = n − 1.
+
+    Args:
+        values: (S, *grid, C): S signals of C channels on a grid of one or more axes.
+        share: in (0, 1).
+
+    Returns:
+        The bandwidth, or None for signals without variation.
+
+    Raises:
+        ValueError: ``values`` has no grid axis or ``share`` is outside (0, 1).
+    """
+    from scipy.fft import dctn
+
+    if values.ndim < 3:
+        raise ValueError(f"values of shape {values.shape} are not (signals, *grid, channels)")
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"the energy share must be in (0, 1), got {share}")
+    grid = values.shape[1:-1]
+    axes = tuple(range(1, 1 + len(grid)))
+    centred = values.astype(np.float64) - values.mean(axis=axes, keepdims=True)
+    power = np.square(dctn(centred, type=2, axes=axes, norm="ortho")).sum(axis=(0, -1))
+    total = power.sum()
+    if not total > 1e-12 * np.square(values, dtype=np.float64).sum():  # rounding of the mean
+        return None
+    steps = [np.pi * np.arange(n) * (n - 1) / (2 * n) for n in grid]
+    radius = np.sqrt(sum(np.square(w) for w in np.meshgrid(*steps, indexing="ij"))).ravel()
+    order = np.argsort(radius, kind="stable")
+    cumulative = np.cumsum(power.ravel()[order]) / total
+    return float(radius[order][min(np.searchsorted(cumulative, share), radius.size - 1)])
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """The sampling facts the rule reads from a prepared signal.
+    """The facts the rule reads from a prepared signal.
 
     Attributes:
         task: the task name.
         samples: training samples along each coordinate axis (image: height, width of the
             training grid; audio: the sample count; video: frames, height, width).
         sample_rate: samples per second (audio), else None.
+        channels: values per sample (1 for gray, 3 for RGB).
+        bandwidth: :func:`signal_bandwidth` of the training samples (images), else None.
     """
 
     task: str
     samples: tuple[int, ...]
     sample_rate: float | None = None
+    channels: int = 1
+    bandwidth: float | None = None
 
     def __post_init__(self) -> None:
         if not self.samples or any(count < 1 for count in self.samples):
@@ -72,17 +129,23 @@ class Sampling:
             )
         if self.task == "audio" and not (self.sample_rate or 0) > 0:
             raise ValueError(f"audio: the sample rate must be positive, got {self.sample_rate}")
+        if self.channels < 1:
+            raise ValueError(f"{self.task}: channels must be positive, got {self.channels}")
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ValueError(f"{self.task}: the bandwidth must be positive, got {self.bandwidth}")
 
     def measure(self) -> float:
-        """What the scale is proportional to: audio √(samples · seconds); otherwise the samples
-        along the shortest axis."""
+        """What the sampling bound is proportional to: audio √(samples · seconds); otherwise the
+        samples along the shortest axis."""
         if self.task == "audio" and self.sample_rate:
             return self.samples[0] / math.sqrt(self.sample_rate)
         return float(min(self.samples))
 
     def describe(self) -> str:
-        """E.g. ``96×128 samples`` or ``24000 samples at 8000 Hz (3 s)``."""
+        """E.g. ``96×128 samples, 3 channels`` or ``24000 samples at 8000 Hz (3 s)``."""
         text = "×".join(str(count) for count in self.samples) + " samples"
+        if self.channels > 1:
+            text += f", {self.channels} channels"
         if self.sample_rate is None:
             return text
         return f"{text} at {self.sample_rate:g} Hz ({self.samples[0] / self.sample_rate:.3g} s)"
@@ -96,19 +159,37 @@ class DerivedScale:
     reason: str
 
 
-def capacity_cap(model: str) -> float:
-    """The highest image scale ``model`` can fill: D·√L for ``{L}L{D}D`` (module docstring).
+def capacity_cap(model: str, channels: int = 1) -> float:
+    """The highest image scale ``model`` can fill with ``channels`` outputs: D·√(L/C) for
+    ``{L}L{D}D`` (module docstring).
 
     Raises:
         ValueError: ``model`` is not a model name.
     """
     spec = parse_model_name(model)
-    return spec.width * math.sqrt(spec.layers)
+    return spec.width * math.sqrt(spec.layers / channels)
+
+
+def sampling_bound(sampling: Sampling, paper_scale: float) -> tuple[float, str]:
+    """The sampling bound (module docstring) and its reason; ``sampling.task`` is in
+    :data:`PAPER_MEASURE`."""
+    reference = PAPER_MEASURE[sampling.task]
+    ratio = sampling.measure() / reference
+    if sampling.task == "audio":
+        rule = "∝ √(samples × seconds)"
+        paper = f"{PAPER_AUDIO[0]} samples at {PAPER_AUDIO[1]:g} Hz"
+    else:
+        rule = "∝ samples of the shortest axis" if len(set(sampling.samples)) > 1 else "∝ samples"
+        paper = f"{reference:g} per axis"
+        if sampling.task == "video":
+            ratio = min(ratio, 1.0)
+            rule += ", up to the paper's"
+    return paper_scale * ratio, f"{rule}; the paper's {paper_scale:g} at {paper}"
 
 
 def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> DerivedScale:
-    """The input scale for ``sampling`` and ``model``; ``paper_scale`` is the task's setting for
-    the model.
+    """The input scale for ``sampling`` and ``model``: the least of the bounds of the module
+    docstring that apply to the task; ``paper_scale`` is the task's setting for the model.
 
     Raises:
         ValueError: ``paper_scale`` is not positive, or ``model`` is not a model name.
@@ -117,22 +198,25 @@ def derive_input_scale(sampling: Sampling, paper_scale: float, model: str) -> De
         raise ValueError(
             f"{sampling.task}: the task's input_scale must be positive, got {paper_scale}"
         )
-    reference = PAPER_MEASURE.get(sampling.task)
-    if reference is None:
+    cap = capacity_cap(model, sampling.channels)
+    if sampling.task not in PAPER_MEASURE:
         return DerivedScale(
             paper_scale,
             f"the paper's {sampling.task} setting (not derived from the sampling for this task)",
         )
-    scale = paper_scale * sampling.measure() / reference
-    if sampling.task == "audio":
-        rule = "∝ √(samples × seconds)"
-        paper = f"{PAPER_AUDIO[0]} samples at {PAPER_AUDIO[1]:g} Hz"
-    else:
-        rule = "∝ samples per axis" + (" (the shorter)" if len(set(sampling.samples)) > 1 else "")
-        paper = f"{reference:g} per axis"
-    reason = f"{sampling.describe()}, {rule}; the paper's {paper_scale:g} at {paper}"
-    cap = capacity_cap(model)
-    if sampling.task != "audio" and scale > cap:
-        reason += f"; {scale:.4g} capped at D·√L of {model}"
-        scale = cap
-    return DerivedScale(scale, reason)
+    scale, why = sampling_bound(sampling, paper_scale)
+    # name → (bound, what it is)
+    bounds = {"sampling of the signal": (scale, f"{sampling.describe()}, {why}")}
+    if sampling.task in IMAGE_TASKS:
+        bounds[f"capacity of {model}"] = (cap, f"D·√(L/C) for {sampling.channels} channel(s)")
+        if sampling.bandwidth is not None:
+            share = f"{ENERGY_SHARE:.1%} of its energy below {sampling.bandwidth:.4g} rad/unit"
+            content = BANDWIDTH_FRACTION * sampling.bandwidth
+            bounds["bandwidth of the signal"] = (content, f"{share}, × {BANDWIDTH_FRACTION:g}")
+    binding = min(bounds, key=lambda name: bounds[name][0])
+    chosen, reason = bounds[binding]
+    text = f"{binding}: {reason}"
+    others = [f"{name} {value:.4g}" for name, (value, _) in bounds.items() if name != binding]
+    if others:
+        text += f" (the least of it and {', '.join(others)})"
+    return DerivedScale(chosen, text)

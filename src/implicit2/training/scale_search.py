@@ -1,6 +1,7 @@
-"""``fit --tune``: a short search over input scales before the full run.
+"""The input scale of a prepared signal: derived from its sampling (``implicit2 fit``, and
+``implicit2 train`` for a workflow's own file), and ``fit --tune``'s short search around it.
 
-Each candidate (the starting scale, half and twice it) trains from the same seed for
+In the search, each candidate (the starting scale, half and twice it) trains from the same seed for
 :data:`STEPS` steps; the one with the lowest training loss over the last steps wins. The search
 stops early once its time box is spent (the candidates are tried nearest the starting scale
 first, so an early stop keeps the likeliest ones).
@@ -15,6 +16,12 @@ from dataclasses import dataclass
 
 import torch
 
+from implicit2.pipeline.scale_rule import (
+    DerivedScale,
+    Sampling,
+    derive_input_scale,
+    signal_bandwidth,
+)
 from implicit2.tasks.base import PreparedData, Task
 from implicit2.training.loop import train
 from implicit2.training.records import merged_curve
@@ -29,6 +36,27 @@ FACTORS: tuple[float, ...] = (1.0, 0.5, 2.0)
 STEPS = 100
 #: Steps at the end of a candidate's run whose mean loss scores it.
 SCORED_STEPS = 10
+
+
+def sampling_of(data: PreparedData) -> Sampling:
+    """The facts of prepared data that the scale rule reads."""
+    if "image_shape" in data.meta:
+        height, width = data.meta["image_shape"][:2]
+        if data.meta.get("split") == "even_odd":
+            height, width = (height + 1) // 2, (width + 1) // 2  # trained on the even pixels
+        pixels = data.train_targets.reshape(data.num_signals, height, width, -1)
+        bandwidth = signal_bandwidth(pixels)
+        return Sampling(data.task, (height, width), channels=data.out_dim, bandwidth=bandwidth)
+    if "video_shape" in data.meta:
+        return Sampling(data.task, tuple(data.meta["video_shape"][:3]), channels=data.out_dim)
+    rate = data.meta.get("sample_rate")
+    return Sampling(data.task, (len(data.train_coords),), None if rate is None else float(rate))
+
+
+def derive_scale(data: PreparedData, model: str, paper_scale: float) -> DerivedScale:
+    """The scale rule's input scale for ``data`` and ``model``; ``paper_scale`` is the task's own
+    setting for the model."""
+    return derive_input_scale(sampling_of(data), paper_scale, model)
 
 
 @dataclass(frozen=True)
