@@ -15,7 +15,8 @@ in turn (interleaved, so machine load hits them alike); it records each step's w
 then scores every model (PSNR on the task's test set). ``profile`` times the parts of an amortized
 step (filters, f with the one-step gradient, decoder and loss, backward, Adam) whole-batch and per
 block, and prints ``torch.profiler``'s operator table for both. ``memory`` runs ``--steps`` steps
-of one path in this process and reports the growth of the peak resident set over the loaded data.
+of one path (``--solve``: the solving step 0 alone; else amortized steps from a held state) in
+this process and reports the growth of the peak resident set (VmHWM) over the loaded data.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import time
 from pathlib import Path
@@ -233,17 +233,29 @@ def run_profile(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+def peak_rss_mb() -> float:
+    """The process's peak resident set (VmHWM) in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     task, data, settings = load(args)
     rows = None if args.path == "whole" else args.rows[0]
     variant = Variant(args.path, task, data, args.model, settings, rows, rows is not None)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(args.steps):
+    if not args.solve and variant.model.state_dim > 0:  # amortized steps from a held state
+        shape = (data.num_signals, variant.x.shape[1], variant.model.state_dim)
+        variant.z = variant.x.new_zeros(shape)
+    steps = 1 if args.solve else args.steps
+    base = peak_rss_mb()
+    for _ in range(steps):
         variant.step()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "args": vars(args),
-        "peak_rss_growth_mb": (after - before) / 1024,
+        "before_mb": base,
+        "peak_growth_mb": peak_rss_mb() - base,
         "step_s": variant.seconds,
     }
 
@@ -266,6 +278,7 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3, help="profile: steps timed")
     parser.add_argument("--path", choices=("whole", "blocked"), default="blocked")
+    parser.add_argument("--solve", action="store_true", help="memory: the solving step alone")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
