@@ -57,9 +57,10 @@ def _sine(u: Tensor, wrap: bool) -> Tensor:
     return torch.sin(wrapped(u) if wrap and u.device.type == "cpu" else u)
 
 
-def _reaches_slow_range(omega: Tensor) -> bool:
-    """Whether |Ωx + φ| can reach ``SLOW_TRIG_ARGUMENT`` for coordinates in [−1, 1]."""
-    return float(omega.detach().abs().sum(-2).max()) + math.pi >= SLOW_TRIG_ARGUMENT
+def _reaches_slow_range(in_dim: int, scale: float, gain: float = 1.0) -> bool:
+    """Whether |Ωx + φ| can reach ``SLOW_TRIG_ARGUMENT`` for coordinates in [−1, 1], Ω's entries
+    drawn within ±``gain`` · ``scale``/√in_dim (from the construction arguments: no tensor read)."""
+    return gain * scale * math.sqrt(in_dim) + math.pi >= SLOW_TRIG_ARGUMENT
 
 
 def _frequencies(rngs: list[np.random.Generator], in_dim: int, width: int, scale: float) -> Tensor:
@@ -73,7 +74,7 @@ class FourierFilter(nn.Module):
         super().__init__()
         self.omega = nn.Parameter(_frequencies(rngs, in_dim, width, scale))
         self.phase = nn.Parameter(uniform(rngs, math.pi, (1, width)))
-        self.wrap = _reaches_slow_range(self.omega)
+        self.wrap = _reaches_slow_range(in_dim, scale)
 
     def forward(self, x: Tensor) -> Tensor:
         """(S|1, N, in_dim) → (S, N, width)."""
@@ -94,12 +95,13 @@ class GaborFilter(nn.Module):
         super().__init__()
         if alpha <= 0:
             raise ValueError(f"gabor_alpha must be positive, got {alpha}")
-        gamma = stacked([rng.gamma(alpha, 1.0, size=(1, width)) for rng in rngs])
+        draws = [rng.gamma(alpha, 1.0, size=(1, width)) for rng in rngs]
+        gamma = stacked(draws)
         self.omega = nn.Parameter(_frequencies(rngs, in_dim, width, scale) * gamma.sqrt())
         self.phase = nn.Parameter(uniform(rngs, math.pi, (1, width)))
         self.mu = nn.Parameter(uniform(rngs, 1.0, (in_dim, width)))
         self.gamma = nn.Parameter(gamma)
-        self.wrap = _reaches_slow_range(self.omega)
+        self.wrap = _reaches_slow_range(in_dim, scale, math.sqrt(float(np.max(draws))))
 
     def forward(self, x: Tensor) -> Tensor:
         """(S|1, N, in_dim) → (S, N, width)."""
