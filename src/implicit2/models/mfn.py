@@ -11,8 +11,9 @@ work a solver iteration or an amortized training step repeats.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -78,16 +79,13 @@ class MultiplicativeFilterNetwork(nn.Module):
             for _ in range(layers if spectral_norm else 0)
         )
         self.output = StackedLinear(rngs, width, out_dim)
+        self._shared: tuple[Tensor, ...] | None = None  # see shared_weights
 
     def prepare(self, x: Tensor) -> Context:
         """Evaluate the filters and the (normalised) weights for coordinates x (S|1, N, in_dim)."""
         raw = [f(x) for f in self.filters]
         linears = cast("list[StackedLinear]", self.linears)  # typed views, no copies
-        norms = cast("list[SpectralNorm]", self.norms)
-        if norms:
-            weights = tuple(norm(lin.weight) for lin, norm in zip(linears, norms, strict=True))
-        else:
-            weights = tuple(linear.weight for linear in linears)
+        weights = self._shared if self._shared is not None else self.weights()
         if self.filter_type == "siren":
             first = torch.sin(raw[0])
             terms = tuple(a + linear.bias for a, linear in zip(raw[1:], linears, strict=True))
@@ -95,6 +93,40 @@ class MultiplicativeFilterNetwork(nn.Module):
             first = raw[0]
             terms = tuple(raw[1:])
         return Context(first=first, terms=terms, weights=weights)
+
+    def weights(self) -> tuple[Tensor, ...]:
+        """The layer weights (S, D, D), spectrally normalised when enabled (in training mode a
+        call advances the power iteration)."""
+        linears = cast("list[StackedLinear]", self.linears)
+        norms = cast("list[SpectralNorm]", self.norms)
+        if norms:
+            return tuple(norm(lin.weight) for lin, norm in zip(linears, norms, strict=True))
+        return tuple(linear.weight for linear in linears)
+
+    @contextlib.contextmanager
+    def shared_weights(self) -> Iterator[tuple[Tensor, ...]]:
+        """Within the block, every :meth:`prepare` reuses one evaluation of the weights.
+
+        For a step cut into blocks of points: the spectral norm runs its power iteration once,
+        as for the whole batch. Its weights enter each block's graph as the leaves this yields;
+        the gradients left in their ``grad`` flow back through the normalisation once, on
+        leaving the block. Without spectral norm the weights are the parameters themselves:
+        nothing changes and no leaves are yielded.
+        """
+        if not self.norms:
+            yield ()
+            return
+        weights = self.weights()
+        leaves = tuple(w.detach().requires_grad_(w.requires_grad) for w in weights)
+        self._shared = leaves
+        try:
+            yield leaves
+        finally:
+            self._shared = None
+        pairs = [(w, leaf.grad) for w, leaf in zip(weights, leaves, strict=True)]
+        pairs = [(w, g) for w, g in pairs if g is not None]
+        if pairs:
+            torch.autograd.backward([w for w, _ in pairs], [g for _, g in pairs])
 
     def step(self, z: Tensor | None, context: Context) -> Tensor:
         """One application f(z, x); ``z=None`` means z = 0 (the explicit network)."""

@@ -37,10 +37,12 @@ from implicit2.training.records import ChunkResult, TrainResult, curve_row
 from implicit2.training.settings import TrainSettings, apply_device_options
 from implicit2.training.step import (
     apply_update,
+    blocked_update,
     check_finite_inputs,
     make_model,
     make_optimizer,
     make_scheduler,
+    step_block_points,
     training_forward,
 )
 from implicit2.training.warm_cache import WarmStartCache, default_budget_bytes
@@ -172,6 +174,10 @@ def _train_chunk(
         warm.load(state.warm_cache)
     state.warm_cache = warm.states if warm is not None else None
     meter = SavedTensorMeter()
+    rows = None  # points per block of a blocked full-batch step (None: whole batch)
+    if minibatch is None:
+        width = parse_model_name(model_name).width
+        rows = step_block_points(model, device, len(data.train_coords), width, settings.compile)
     eager = training_forward(model, task, compile_step=False)
     forward = training_forward(model, task, compile_step=settings.compile)
     clock = time.perf_counter()
@@ -192,12 +198,31 @@ def _train_chunk(
             z0 = warm.start(slots) if warm is not None and slots is not None else None
         solve = z0 is None or not amortize
         measure = step == start + 1 and state.saved_bytes == 0
-        with meter.track() if measure else contextlib.nullcontext():
-            per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0, solve)
+        if rows is not None:
+            blocked = blocked_update(
+                model,
+                task,
+                x,
+                y,
+                z0,
+                solve,
+                rows,
+                optimizer,
+                scheduler,
+                settings.grad_clip,
+                measure,
+            )
+            per_signal, z_next, solver_steps = blocked.loss, blocked.z, blocked.solver_steps
             loss = per_signal.sum()
-        if measure:
-            state.saved_bytes = meter.bytes
-        apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
+            if measure:
+                state.saved_bytes = blocked.saved_bytes
+        else:
+            with meter.track() if measure else contextlib.nullcontext():
+                per_signal, z_next, solver_steps = (eager if measure else forward)(x, y, z0, solve)
+                loss = per_signal.sum()
+            if measure:
+                state.saved_bytes = meter.bytes
+            apply_update(loss, model, optimizer, scheduler, settings.grad_clip)
         if amortize:
             state.cache = z_next
         elif warm is not None and slots is not None and z_next is not None:

@@ -1,0 +1,223 @@
+"""Long full-batch steps in blocks of points: the same loss, gradients and state as one whole-batch
+step; small signals keep the whole-batch step; filters wrap large sine arguments exactly."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from implicit2.models.filters import FourierFilter, wrapped
+from implicit2.models.layers import signal_rngs
+from implicit2.tasks import get_task
+from implicit2.tasks.base import PreparedData
+from implicit2.training import loop, step
+from implicit2.training.settings import TrainSettings
+from implicit2.training.step import (
+    apply_update,
+    blocked_update,
+    make_model,
+    make_optimizer,
+    make_scheduler,
+    step_block_points,
+    training_forward,
+)
+
+CPU = torch.device("cpu")
+POINTS = 300
+ROWS = 64  # 5 blocks, the last one partial
+
+
+def waveforms(signals: int) -> PreparedData:
+    """``signals`` short waveforms on one time axis (the audio task's layout)."""
+    x = np.linspace(-1, 1, POINTS, dtype=np.float32)[:, None]
+    targets = [np.sin(7 * x + k) + 0.3 * np.cos(23 * x * (k + 1)) for k in range(signals)]
+    y = np.stack(targets).astype(np.float32) / 1.3
+    return PreparedData("audio", "waves", x, y, x, y, [f"w{k}" for k in range(signals)])
+
+
+def train_steps(
+    data: PreparedData, model_name: str, steps: int, rows: int | None, **train: Any
+) -> dict[str, Any]:
+    """``steps`` amortized full-batch steps (step 0 solves), whole-batch or in blocks of
+    ``rows``: the per-signal losses, the last step's gradients and parameters, the last state."""
+    settings = TrainSettings.from_dict({"input_scale": 30.0, "steps": 10, **train})
+    task = get_task("audio")
+    model = make_model(model_name, data, settings, 0, 0, data.num_signals, CPU)
+    model.train()
+    optimizer = make_optimizer(model, 1e-2, CPU)
+    scheduler = make_scheduler(optimizer, settings)
+    forward = training_forward(model, task, compile_step=False)
+    x = torch.from_numpy(data.train_coords).unsqueeze(0)
+    y = torch.from_numpy(data.train_targets)
+    z, losses = None, []
+    for _ in range(steps):
+        solve = z is None
+        if rows is None:
+            loss, z, _ = forward(x, y, z, solve)
+            apply_update(loss.sum(), model, optimizer, scheduler, None)
+        else:
+            blocked = blocked_update(model, task, x, y, z, solve, rows, optimizer, scheduler, None)
+            loss, z = blocked.loss, blocked.z
+        losses.append(loss.detach())
+        z = z if model.state_dim > 0 else None
+    return {
+        "losses": torch.stack(losses),
+        "grads": {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+        "buffers": {n: b.clone() for n, b in model.named_buffers()},
+        "z": z,
+    }
+
+
+def assert_same_step(whole: dict[str, Any], blocked: dict[str, Any]) -> None:
+    torch.testing.assert_close(blocked["losses"], whole["losses"], rtol=1e-5, atol=1e-7)
+    assert blocked["grads"].keys() == whole["grads"].keys()
+    for name, grad in whole["grads"].items():
+        scale = float(grad.abs().max()) + 1e-12
+        torch.testing.assert_close(blocked["grads"][name] / scale, grad / scale, atol=1e-5, rtol=0)
+    for name, value in whole["params"].items():
+        torch.testing.assert_close(blocked["params"][name], value, rtol=1e-4, atol=1e-6)
+    for name, value in whole["buffers"].items():
+        torch.testing.assert_close(blocked["buffers"][name], value, rtol=1e-5, atol=1e-6)
+    if whole["z"] is None:
+        assert blocked["z"] is None
+    else:
+        torch.testing.assert_close(blocked["z"], whole["z"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+@pytest.mark.parametrize(
+    "model_name", ["deq-fourier-1L16D", "deq-gabor-2L16D", "deq-siren-1L16D", "mfn-fourier-2L16D"]
+)
+def test_blocked_steps_match_whole_batch_steps(
+    model_name: str, spectral_norm: bool, signals: int
+) -> None:
+    """Step 0 (a DEQ's solve), then amortized steps: losses, gradients, parameters, spectral-norm
+    vectors and the warm-start state agree with the whole-batch steps to float rounding."""
+    data = waveforms(signals)
+    whole = train_steps(data, model_name, 3, None, spectral_norm=spectral_norm)
+    blocked = train_steps(data, model_name, 3, ROWS, spectral_norm=spectral_norm)
+    assert_same_step(whole, blocked)
+    assert whole["losses"][-1].sum() < whole["losses"][0].sum()  # the steps did train
+
+
+def test_the_solving_step_alone_matches() -> None:
+    """One step: the whole-batch solve, then the gradient in blocks."""
+    data = waveforms(2)
+    assert_same_step(
+        train_steps(data, "deq-fourier-1L16D", 1, None),
+        train_steps(data, "deq-fourier-1L16D", 1, ROWS),
+    )
+
+
+def test_a_non_amortized_deq_solves_every_step() -> None:
+    data = waveforms(1)
+    assert_same_step(
+        train_steps(data, "deq-fourier-1L16D", 2, None, amortize=False),
+        train_steps(data, "deq-fourier-1L16D", 2, ROWS, amortize=False),
+    )
+
+
+def test_a_blocked_step_is_deterministic_across_threads() -> None:
+    """The worker threads sum their blocks in a fixed order: two runs agree bit for bit."""
+    data = waveforms(2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        first = train_steps(data, "deq-fourier-1L16D", 3, 16)
+        second = train_steps(data, "deq-fourier-1L16D", 3, 16)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(first["losses"], second["losses"])
+    for name, value in first["params"].items():
+        assert torch.equal(second["params"][name], value), name
+    assert torch.equal(first["z"], second["z"])
+    assert torch.get_num_threads() == threads
+
+
+def test_only_long_cpu_steps_are_blocked() -> None:
+    settings = TrainSettings.from_dict({})
+    data = waveforms(1)
+    deq = make_model("deq-fourier-1L128D", data, settings, 0, 0, 1, CPU)
+    long_points = step.BLOCKED_MIN_ELEMENTS // 128
+    rows = step_block_points(deq, CPU, long_points, 128, compiled=False)
+    assert rows == step.BLOCK_ELEMENTS // 128
+    assert step_block_points(deq, CPU, long_points - 1, 128, compiled=False) is None
+    assert step_block_points(deq, CPU, long_points, 128, compiled=True) is None
+    assert step_block_points(deq, torch.device("meta"), long_points, 128, False) is None
+    implicit = make_model(
+        "deq-fourier-1L128D", data, TrainSettings.from_dict({"gradient": "ift"}), 0, 0, 1, CPU
+    )
+    assert step_block_points(implicit, CPU, long_points, 128, compiled=False) is None
+
+
+def test_a_short_signal_takes_the_whole_batch_step(monkeypatch) -> None:
+    """The loop never blocks a signal below the threshold (the demo's and paper's images)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a short signal must not take the blocked step")
+
+    monkeypatch.setattr(loop, "blocked_update", refuse)
+    settings = TrainSettings.from_dict({"steps": 3, "input_scale": 30.0, "log_every": 1})
+    result = loop.train(get_task("audio"), waveforms(1), "deq-fourier-1L16D", 0, settings, CPU)
+    assert result.chunks[0].steps_done == 3
+
+
+def test_the_loop_blocks_a_long_signal_and_trains_the_same(monkeypatch) -> None:
+    """With the threshold lowered, the loop's blocked run ends where its whole-batch run does."""
+    settings = TrainSettings.from_dict({"steps": 4, "input_scale": 30.0, "log_every": 1})
+    task, data = get_task("audio"), waveforms(2)
+    whole = loop.train(task, data, "deq-fourier-1L16D", 0, settings, CPU).chunks[0]
+    calls = []
+    original = loop.blocked_update
+
+    def counted(*args: Any, **kwargs: Any) -> step.BlockedStep:
+        calls.append(args[6])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(step, "BLOCKED_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(step, "BLOCK_ELEMENTS", 2 * 16 * ROWS)
+    monkeypatch.setattr(loop, "blocked_update", counted)
+    blocked = loop.train(task, data, "deq-fourier-1L16D", 0, settings, CPU).chunks[0]
+    assert calls == [ROWS] * 4
+    for name, value in whole.state.items():
+        torch.testing.assert_close(blocked.state[name], value, rtol=1e-4, atol=1e-6)
+    assert blocked.saved_bytes > 0
+    losses = [row["loss"] for row in whole.curve]
+    torch.testing.assert_close(
+        torch.tensor([row["loss"] for row in blocked.curve]),
+        torch.tensor(losses),
+        rtol=1e-5,
+        atol=0,
+    )
+
+
+def test_wrapped_arguments_keep_sine_cosine_and_gradient() -> None:
+    u = ((torch.rand(1 << 16, generator=torch.Generator().manual_seed(0)) * 2 - 1) * 40000).double()
+    u32 = u.float().requires_grad_()
+    r = wrapped(u32)
+    value = r.detach()
+    assert float(value.abs().max()) <= math.pi + 0.01  # k rounds u / 2π in float32
+    exact = u32.detach().double()  # the float32 argument, in double
+    assert float((torch.sin(value).double() - torch.sin(exact)).abs().max()) < 3e-7
+    assert float((torch.cos(value).double() - torch.cos(exact)).abs().max()) < 3e-7
+    grad = torch.randn(u.shape, generator=torch.Generator().manual_seed(1))
+    r.backward(grad)
+    assert torch.equal(u32.grad, grad)
+
+
+def test_filters_wrap_only_where_the_argument_reaches_the_slow_range() -> None:
+    x = torch.linspace(-1, 1, 1000).reshape(1, -1, 1)
+    low = FourierFilter(signal_rngs(0, 0, 1), 1, 32, scale=3000.0 / math.sqrt(2))
+    assert not low.wrap  # the demo's audio: the arithmetic of a plain sine
+    expected = torch.sin(torch.baddbmm(low.phase, x, low.omega))
+    assert torch.equal(low(x), expected)
+    high = FourierFilter(signal_rngs(0, 0, 1), 1, 32, scale=25000.0 / math.sqrt(2))
+    assert high.wrap  # the paper's audio scale
+    plain = torch.sin(torch.baddbmm(high.phase, x, high.omega).double())
+    assert float((high(x).double() - plain).abs().max()) < 3e-7
