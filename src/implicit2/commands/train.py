@@ -11,6 +11,7 @@ own (:mod:`implicit2.training.lease`) so that concurrent jobs do not all land on
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     if derive:
         paper_scale = builtin_input_scale(args.task, args.model)
         derived = derive_scale(data, args.model, paper_scale)
-        settings = TrainSettings.from_dict(values | {"input_scale": derived.input_scale})
+        settings = dataclasses.replace(settings, input_scale=derived.input_scale)
         logging.getLogger(__name__).info(
             "input_scale %.4g (%s)", derived.input_scale, derived.reason
         )
