@@ -107,6 +107,8 @@ class _ImageTask(Task):
         if options.get("size") is not None:
             height, width = stack.shape[1:3]
             shape = imaging.target_shape(options["size"], height, width, str(path))
+            if shape != (height, width):
+                logger.info("resizing %dx%d → %dx%d", height, width, *shape)
             stack = imaging.resize(stack, shape)
         height, width = stack.shape[1:3]
         if self.split == "even_odd" and (height % 2 or width % 2):

@@ -103,7 +103,6 @@ def resize(stack: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return blocks.mean(axis=(2, 4)).astype(np.float32)
     from skimage.transform import resize as sk_resize
 
-    logger.info("resizing %dx%d → %dx%d with anti-aliasing", height, width, new_h, new_w)
     out = [
         sk_resize(image, (new_h, new_w), order=1, anti_aliasing=new_h < height or new_w < width)
         for image in stack.astype(np.float64)

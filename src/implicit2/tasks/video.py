@@ -116,6 +116,8 @@ def _decode(path: Path, selection: _Selection) -> tuple[np.ndarray, float]:
                 image = frame.to_ndarray(format="rgb24")
                 shape = selection.shape(*image.shape[:2])
                 if shape is not None:
+                    if not frames and shape != image.shape[:2]:
+                        logger.info("resizing frames of %dx%d → %dx%d", *image.shape[:2], *shape)
                     image = imaging.resize(image[None].astype(np.float32) / 255.0, shape)[0]
                 frames.append(image)
                 if selection.limit is not None and len(frames) >= selection.limit:
