@@ -152,6 +152,17 @@ def summarise(variant: Variant, after: int) -> dict[str, Any]:
             statistics.fmean(variant.iterations[i : i + 100])
             for i in range(0, len(variant.iterations), 100)
         ],
+        "step_ms_median_by_iterations": {
+            count: 1e3
+            * statistics.median(
+                seconds
+                for seconds, steps in zip(
+                    variant.seconds[late], variant.iterations[late], strict=True
+                )
+                if steps == count
+            )
+            for count in sorted(set(variant.iterations[late]))
+        },
         "loss_last_100": statistics.fmean(variant.losses[-100:]),
         "cache_bytes": variant.cache.nbytes if variant.cache is not None else 0,
         "cache_points": variant.cache.capacity if variant.cache is not None else 0,
