@@ -14,7 +14,6 @@ import pytest
 import torch
 
 from implicit2.cli import main
-from implicit2.pipeline.lr_rule import MAX_LR
 from implicit2.tasks import get_task
 
 REQUIRED = ("task", "model", "steps", "status", "params", "train_seconds")
@@ -82,9 +81,7 @@ def test_fit_audio_uses_the_audio_defaults(tmp_path: Path) -> None:
     assert chosen["input_scale"]["value"] == pytest.approx(expected)
     assert "2000 samples at 8000 Hz" in chosen["input_scale"]["reason"]
     assert chosen["steps"] == {"value": 5, "source": "command line"}
-    # 5 steps of the task's 3000: the rate that keeps the paper's travel, capped for audio
-    assert chosen["lr"]["value"] == pytest.approx(MAX_LR["audio"])
-    assert chosen["lr"]["source"] == "steps" and "capped" in chosen["lr"]["reason"]
+    assert chosen["lr"] == {"value": 1e-3, "source": "task default"}
 
 
 def test_fit_derives_the_scale_from_the_image_size_and_says_why(

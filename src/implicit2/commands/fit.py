@@ -4,9 +4,7 @@ The task is inferred from the file (image, audio, video or mesh); every setting 
 command line is the task's default from the workflow config
 (:mod:`implicit2.pipeline.run_settings`), except the input scale, which is derived from the
 signal's sampling and the model's capacity (:mod:`implicit2.pipeline.scale_rule`) unless
-``--input-scale`` gives it, and the learning rate of a run shorter than the task's own
-(``--steps``), which is raised to keep the paper's travel (:mod:`implicit2.pipeline.lr_rule`)
-unless ``--lr`` gives it; ``--tune`` refines it with a short search
+``--input-scale`` gives it; ``--tune`` refines it with a short search
 (:mod:`implicit2.training.scale_search`). A signal whose full batch does not fit in memory trains
 on minibatches (:mod:`implicit2.training.batch_fallback`).
 The choices are logged in one line and recorded in ``metrics.json`` under ``fit_settings``.
@@ -34,7 +32,6 @@ from implicit2.data.manifest import read_manifest, write_manifest
 from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
 from implicit2.pipeline.config import validate
-from implicit2.pipeline.lr_rule import derive_lr
 from implicit2.pipeline.run_settings import resolve_hparams
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
@@ -128,12 +125,6 @@ def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) ->
     return hparams
 
 
-def task_defaults(task: str, model: str) -> dict[str, Any]:
-    """The task's built-in training settings for ``model`` (the paper's)."""
-    config = validate({"tasks": [task], "datasets": {DATASET: {"path": DATASET, "task": task}}})
-    return resolve_hparams(config, task, DATASET, model)
-
-
 def choose_settings(
     task: str, data: PreparedData, hparams: dict[str, Any], args: argparse.Namespace
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -141,17 +132,9 @@ def choose_settings(
     of each choice for ``metrics.json`` (``fit_settings``)."""
     chosen = dict(hparams)
     record: dict[str, Any] = {}
-    source = "command line" if args.steps is not None else "task default"
-    record["steps"] = {"value": chosen["steps"], "source": source}
-    if args.lr is not None:
-        record["lr"] = {"value": chosen["lr"], "source": "command line"}
-    else:
-        own = task_defaults(task, args.model)  # the task's lr is tuned for its own steps
-        lr = derive_lr(task, float(own["lr"]), int(own["steps"]), int(chosen["steps"]))
-        chosen["lr"] = lr.lr
-        record["lr"] = {"value": lr.lr, "source": lr.source}
-        if lr.source != "task default":
-            record["lr"]["reason"] = lr.reason
+    for key, flag in (("steps", args.steps), ("lr", args.lr)):
+        source = "command line" if flag is not None else "task default"
+        record[key] = {"value": chosen[key], "source": source}
     if args.input_scale is not None:
         record["input_scale"] = {"value": chosen["input_scale"], "source": "command line"}
     else:
