@@ -2,7 +2,8 @@
 
 For each file: prepare once, then train ``--model`` for ``--steps`` at the scale ``fit`` derives
 (no ``--input-scale``; ``--no-derived`` skips it) and at each scale of ``--scales`` (absolute
-values), with ``fit``'s other settings, and score each run as ``fit`` does.
+values), with ``fit``'s other settings (``--lrs``: each of these learning rates in turn instead of
+the task's), and score each run as ``fit`` does.
 The evidence of docs/fit_defaults.md comes from this script.
 
     python scripts/fit_scale_sweep.py FILE... --out results/fit_defaults/sweep.jsonl
@@ -11,6 +12,7 @@ The evidence of docs/fit_defaults.md comes from this script.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import tempfile
@@ -31,6 +33,7 @@ def main() -> None:
     parser.add_argument("--model", default="deq-fourier-1L64D")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--scales", type=float, nargs="*", default=[])
+    parser.add_argument("--lrs", type=float, nargs="*", default=[None], help="default: the task's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--no-derived", action="store_true", help="only the --scales, not fit's own choice"
@@ -46,11 +49,12 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             prepared = fit.prepare_into(task, path, Path(folder))
             data = load_data(task, prepared)
-            for scale in ([] if args.no_derived else [None]) + list(args.scales):
+            scales = ([] if args.no_derived else [None]) + list(args.scales)
+            for scale, lr in itertools.product(scales, args.lrs):
                 options = argparse.Namespace(
                     model=args.model,
                     steps=args.steps,
-                    lr=None,
+                    lr=lr,
                     input_scale=scale,
                     device="cpu",
                     seed=0,
@@ -60,7 +64,7 @@ def main() -> None:
                 hparams = fit.fit_settings(task, path, args.model, options)
                 chosen, _record = fit.choose_settings(task, data, hparams, options)
                 settings = TrainSettings.from_dict(chosen)
-                run_dir = Path(folder) / f"run_{scale}"
+                run_dir = Path(folder) / f"run_{scale}_{lr}"
                 started = time.perf_counter()
                 train_to_dir(task, data, args.model, 0, settings, run_dir, progress=False)
                 metrics = evaluate_dir(task, data, run_dir, run_dir / "metrics.json", "cpu")
@@ -73,6 +77,7 @@ def main() -> None:
                     "steps": args.steps,
                     "derived": scale is None,
                     "input_scale": settings.input_scale,
+                    "lr": settings.lr,
                     "psnr": metrics["psnr"],
                     "seconds": round(time.perf_counter() - started, 1),
                 }

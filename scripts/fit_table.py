@@ -2,8 +2,9 @@
 
 For each signal: its sampling, the scale ``implicit2 fit`` derives for it now, the PSNR of the
 run at that scale (a run of the sweep files with the same scale; "not run" when there is none),
-the best PSNR of all its runs, and the gap. Runs of ``--model`` for 300 steps only; rows in the
-order the files are given.
+the best PSNR of all its runs, and the gap. Runs of ``--model`` for 300 steps only, at the learning
+rate ``fit`` takes (the task's; ``--lr``: at that rate instead; a run recorded without its rate
+was at the task's 1e-3); rows in the order the files are given.
 
     python scripts/fit_table.py SIGNAL... --runs results/fit_defaults/*.jsonl
 """
@@ -22,13 +23,14 @@ from implicit2.data.infer import infer_task
 from implicit2.training.runs import load_data
 
 
-def derived_scale(path: Path, model: str) -> tuple[float, str, str]:
-    """``fit``'s derived scale for ``path``, the bound that set it and a sampling description."""
+def derived_scale(path: Path, model: str, lr: float | None) -> tuple[float, str, str, float]:
+    """``fit``'s derived scale for ``path`` at 300 steps, the bound that set it, a sampling
+    description and the learning rate (``lr``, or the one ``fit`` takes)."""
     task = infer_task(path)
     with tempfile.TemporaryDirectory() as folder:
         data = load_data(task, fit.prepare_into(task, path, Path(folder)))
     options = argparse.Namespace(
-        model=model, steps=None, lr=None, input_scale=None, device="cpu", tune=False
+        model=model, steps=300, lr=lr, input_scale=None, device="cpu", tune=False
     )
     options.checkpoint_every = None
     hparams = fit.fit_settings(task, path, model, options)
@@ -40,7 +42,7 @@ def derived_scale(path: Path, model: str) -> tuple[float, str, str]:
     else:
         rate = data.meta["sample_rate"]
         sampling = f"{len(data.train_coords)} samples, {rate / 1000:g} kHz"
-    return float(chosen["input_scale"]), reason.split(":")[0], sampling
+    return float(chosen["input_scale"]), reason.split(":")[0], sampling, float(chosen["lr"])
 
 
 def main() -> None:
@@ -48,14 +50,14 @@ def main() -> None:
     parser.add_argument("signals", type=Path, nargs="+")
     parser.add_argument("--runs", type=Path, nargs="+", required=True, help="JSON lines files")
     parser.add_argument("--model", default="deq-fourier-1L64D")
+    parser.add_argument("--lr", type=float, default=None, help="default: the rate fit takes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    runs: dict[str, dict[float, float]] = {}
-    for file in args.runs:
-        for line in file.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            if row["model"] == args.model and row["steps"] == 300:
-                runs.setdefault(row["file"], {})[round(row["input_scale"], 6)] = row["psnr"]
+    rows = [
+        json.loads(line)
+        for file in args.runs
+        for line in file.read_text(encoding="utf-8").splitlines()
+    ]
     print(
         "| signal | sampling | default scale (bound) | PSNR at it | sweep (scale: PSNR) | best |",
         end="",
@@ -63,8 +65,13 @@ def main() -> None:
     print(" gap |")
     print("|---|---|---|---|---|---|---|")
     for path in args.signals:
-        scale, bound, sampling = derived_scale(path.resolve(), args.model)
-        sweep = runs.get(path.name, {})
+        scale, bound, sampling, lr = derived_scale(path.resolve(), args.model, args.lr)
+        sweep = {
+            round(row["input_scale"], 6): row["psnr"]
+            for row in rows
+            if (row["file"], row["model"], row["steps"]) == (path.name, args.model, 300)
+            and math.isclose(row.get("lr", 1e-3), lr, rel_tol=1e-6)
+        }
         # scales recorded to 2 decimals (the first session's runs) match within 0.01 %
         at = next((p for s, p in sweep.items() if math.isclose(s, scale, rel_tol=1e-4)), None)
         best_scale = max(sweep, key=sweep.__getitem__) if sweep else math.nan
