@@ -85,7 +85,7 @@ class MultiplicativeFilterNetwork(nn.Module):
         """Evaluate the filters and the (normalised) weights for coordinates x (S|1, N, in_dim)."""
         raw = [f(x) for f in self.filters]
         linears = cast("list[StackedLinear]", self.linears)  # typed views, no copies
-        weights = self._shared if self._shared is not None else self.weights()
+        weights = self.layer_weights()
         if self.filter_type == "siren":
             first = torch.sin(raw[0])
             terms = tuple(a + linear.bias for a, linear in zip(raw[1:], linears, strict=True))
@@ -102,6 +102,11 @@ class MultiplicativeFilterNetwork(nn.Module):
         if norms:
             return tuple(norm(lin.weight) for lin, norm in zip(linears, norms, strict=True))
         return tuple(linear.weight for linear in linears)
+
+    def layer_weights(self) -> tuple[Tensor, ...]:
+        """The weights :meth:`prepare` uses: those of :meth:`shared_weights` within its block,
+        else :meth:`weights`."""
+        return self._shared if self._shared is not None else self.weights()
 
     @contextlib.contextmanager
     def shared_weights(self) -> Iterator[tuple[Tensor, ...]]:

@@ -19,6 +19,7 @@ from implicit2.models import INR, build_model
 from implicit2.models.deq import DEQINR
 from implicit2.models.mfn import MultiplicativeFilterNetwork
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.training.fused_block import fused_block, run_fused_block
 from implicit2.training.profiling import SavedTensorMeter
 from implicit2.training.settings import TrainSettings
 
@@ -248,21 +249,33 @@ def blocked_update(
         new_state = None if state is None else torch.empty_like(state)
         blocks = [slice(first, min(first + rows, points)) for first in range(0, points, rows)]
 
+        fused = fused_block(model, task, inputs)
+
         def work(worker: int, workers: int) -> _Share:
             share = _Share([None] * len(inputs), y.new_zeros((y.shape[0],)))
             for block in blocks[worker::workers]:
-                meter = SavedTensorMeter()
-                with meter.track() if measure else contextlib.nullcontext():
-                    out = model.run(x[:, block], None if state is None else state[:, block], False)
-                    loss = task.loss(out.y, y[:, block]) * ((block.stop - block.start) / points)
-                grads = torch.autograd.grad(loss.sum(), inputs, allow_unused=True)
-                share.saved_bytes = max(share.saved_bytes, meter.bytes)
+                z_block = None if state is None else state[:, block]
+                fraction = (block.stop - block.start) / points
+                if fused is not None:
+                    result = run_fused_block(
+                        fused, x[:, block], y[:, block], z_block, fraction, len(inputs)
+                    )
+                    loss, z_next, grads = result.loss, result.z, result.grads
+                    share.saved_bytes = max(share.saved_bytes, result.saved_bytes)
+                else:
+                    meter = SavedTensorMeter()
+                    with meter.track() if measure else contextlib.nullcontext():
+                        out = model.run(x[:, block], z_block, False)
+                        loss = task.loss(out.y, y[:, block]) * fraction
+                    grads = list(torch.autograd.grad(loss.sum(), inputs, allow_unused=True))
+                    share.saved_bytes = max(share.saved_bytes, meter.bytes)
+                    z_next = out.z
                 share.loss += loss.detach()
                 for i, grad in enumerate(grads):
                     total = share.grads[i]
                     share.grads[i] = grad if total is None or grad is None else total.add_(grad)
-                if new_state is not None and out.z is not None:
-                    new_state[:, block] = out.z
+                if new_state is not None and z_next is not None:
+                    new_state[:, block] = z_next
             return share
 
         shares = _in_threads(work, min(torch.get_num_threads(), len(blocks)))
