@@ -15,6 +15,7 @@ from implicit2.models.layers import signal_rngs
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training import loop, step
+from implicit2.training.fused_block import fused_block, run_fused_block
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import (
     apply_update,
@@ -221,3 +222,107 @@ def test_filters_wrap_only_where_the_argument_reaches_the_slow_range() -> None:
     assert high.wrap  # the paper's audio scale
     plain = torch.sin(torch.baddbmm(high.phase, x, high.omega).double())
     assert float((high(x).double() - plain).abs().max()) < 3e-7
+
+
+def autograd_and_fused_block(
+    model_name: str, signals: int, spectral_norm: bool, scale: float
+) -> tuple[list[torch.Tensor | None], list[torch.Tensor | None], torch.Tensor, torch.Tensor]:
+    """One block of a float64 model from a random state: the gradients, loss and new state by
+    autograd (``model.run``, the task's loss) and by the fused block."""
+    data = waveforms(signals)
+    settings = TrainSettings.from_dict({"input_scale": scale, "spectral_norm": spectral_norm})
+    task = get_task("audio")
+    model = make_model(model_name, data, settings, 0, 0, signals, CPU).double()
+    model.train()
+    x = torch.from_numpy(data.train_coords).double().unsqueeze(0)[:, :ROWS]
+    y = torch.from_numpy(data.train_targets).double()[:, :ROWS]
+    width = 16
+    deq = model_name.startswith("deq")
+    z = torch.randn((signals, ROWS, width), generator=torch.Generator().manual_seed(3)).double()
+    share = ROWS / POINTS
+    with model.core.shared_weights() as leaves:
+        inputs = [p for p in model.parameters() if p.requires_grad] + list(leaves)
+        out = model.run(x, z if deq else None, False)
+        loss = task.loss(out.y, y) * share
+        expected = list(torch.autograd.grad(loss.sum(), inputs, allow_unused=True))
+        plan = fused_block(model, task, inputs)
+        assert plan is not None
+        result = run_fused_block(plan, x, y, z if deq else None, share, len(inputs))
+    assert not result.z.requires_grad
+    torch.testing.assert_close(result.loss, loss.detach(), rtol=1e-12, atol=0)
+    if deq:  # arguments to ±17,700 carry rounding of about 4e-12 in float64
+        torch.testing.assert_close(result.z, out.z, rtol=0, atol=1e-16 * scale + 1e-14)
+    return expected, result.grads, result.loss, result.z
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+@pytest.mark.parametrize("model_name", ["deq-fourier-1L16D", "mfn-fourier-1L16D"])
+@pytest.mark.parametrize("scale", [30.0, 25000.0])
+def test_the_fused_block_gives_autograds_gradients(
+    model_name: str, spectral_norm: bool, signals: int, scale: float
+) -> None:
+    """In float64 the hand-written block (one-step gradient for the DEQ) equals autograd's to
+    rounding, for every parameter and the shared spectral-norm weights, at the demo's and the
+    paper's audio scale."""
+    expected, fused, _, _ = autograd_and_fused_block(model_name, signals, spectral_norm, scale)
+    assert len(fused) == len(expected)
+    assert sum(grad is not None for grad in fused) == 8  # the raw weight's comes via the leaf
+    for want, got in zip(expected, fused, strict=True):
+        assert (want is None) == (got is None)
+        if want is not None and got is not None:
+            assert got.shape == want.shape
+            size = float(want.abs().max())
+            torch.testing.assert_close(got / size, want / size, rtol=0, atol=1e-10)
+
+
+def test_only_one_layer_fourier_mse_onestep_steps_are_fused() -> None:
+    data, task = waveforms(1), get_task("audio")
+
+    def plan(model_name: str, task_name: str = "audio", **train: Any) -> object:
+        model = make_model(model_name, data, TrainSettings.from_dict(train), 0, 0, 1, CPU)
+        inputs = [p for p in model.parameters() if p.requires_grad]
+        return fused_block(model, get_task(task_name), inputs)
+
+    assert plan("deq-fourier-1L16D") is not None
+    assert plan("mfn-fourier-1L16D") is not None
+    assert plan("deq-fourier-2L16D") is None
+    assert plan("deq-gabor-1L16D") is None
+    assert plan("deq-siren-1L16D") is None
+    assert plan("deq-fourier-1L16D", gradient="ift") is None
+    assert plan("deq-fourier-1L16D", gradient="unrolled") is None
+    assert plan("deq-fourier-1L16D", "occupancy") is None  # binary cross-entropy
+    model = make_model("deq-fourier-1L16D", data, TrainSettings.from_dict({}), 0, 0, 1, CPU)
+    inputs = [p for p in model.parameters() if p.requires_grad]
+    assert fused_block(model, task, [*inputs, torch.zeros(3, requires_grad=True)]) is None
+
+
+def test_blocked_one_layer_fourier_steps_take_the_fused_block(monkeypatch) -> None:
+    """The blocked steps compared with whole-batch steps above run the fused block for a
+    one-layer Fourier DEQ (and autograd per block for the other models)."""
+    calls: list[int] = []
+
+    def counted(*args: Any) -> Any:
+        calls.append(args[1].shape[1])
+        return run_fused_block(*args)
+
+    monkeypatch.setattr(step, "run_fused_block", counted)
+    train_steps(waveforms(1), "deq-fourier-1L16D", 2, ROWS)
+    assert calls == [ROWS] * 4 + [POINTS - 4 * ROWS] + [ROWS] * 4 + [POINTS - 4 * ROWS]
+    calls.clear()
+    train_steps(waveforms(1), "deq-gabor-2L16D", 2, ROWS)
+    assert not calls
+
+
+def test_filter_sine_and_cosine_are_those_of_the_argument() -> None:
+    """At the paper's audio scale (arguments to ±17,700), within float32 rounding of the float64
+    sine and cosine of the float32 argument; and the forward's value to rounding."""
+    x = torch.linspace(-1, 1, 4096).reshape(1, -1, 1)
+    for scale in (3000.0 / math.sqrt(2), 25000.0 / math.sqrt(2)):
+        filt = FourierFilter(signal_rngs(0, 0, 2), 1, 64, scale=scale)
+        sine, cosine = filt.sine_cosine(x)
+        argument = torch.baddbmm(filt.phase, x.expand(2, -1, -1), filt.omega).detach().double()
+        assert float(argument.abs().max()) > 0.9 * scale
+        assert float((sine.double() - torch.sin(argument)).abs().max()) < 2e-7
+        assert float((cosine.double() - torch.cos(argument)).abs().max()) < 2e-7
+        assert float((sine - filt(x).detach()).abs().max()) < 3e-7

@@ -81,7 +81,11 @@ def fused_block(model: INR, task: Task, inputs: list[Tensor]) -> FusedBlock | No
     plan = FusedBlock((first, second), weight, layer, output, isinstance(model, DEQINR), ())
     index = {id(tensor): i for i, tensor in enumerate(inputs)}
     slots = tuple(index.get(id(tensor)) for tensor in plan.tensors())
-    if len({slot for slot in slots if slot is not None}) != len(inputs):
+    # Under shared spectral-norm weights, the raw weight (and the norm's own parameters) take
+    # their gradient from the shared weight's on leaving shared_weights, not from a block.
+    replaced = [] if weight is layer.weight else [layer.weight, *core.norms.parameters()]
+    known = {id(tensor) for tensor in (*plan.tensors(), *replaced)}
+    if any(id(tensor) not in known for tensor in inputs):
         return None
     return FusedBlock(plan.filters, weight, layer, output, plan.deq, slots)
 
