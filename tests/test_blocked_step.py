@@ -3,7 +3,12 @@ step; small signals keep the whole-batch step; filters wrap large sine arguments
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +19,9 @@ from implicit2.models.filters import FourierFilter, wrapped
 from implicit2.models.layers import signal_rngs
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
-from implicit2.training import loop, step
+from implicit2.training import batch_fallback, loop, step
+from implicit2.training.batch_fallback import MEMORY_SHARE, fallback_batch
+from implicit2.training.batching import step_bytes_per_signal
 from implicit2.training.fused_block import fused_block, run_fused_block
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import (
@@ -308,7 +315,7 @@ def test_blocked_one_layer_fourier_steps_take_the_fused_block(monkeypatch) -> No
 
     monkeypatch.setattr(step, "run_fused_block", counted)
     train_steps(waveforms(1), "deq-fourier-1L16D", 2, ROWS)
-    assert calls == [ROWS] * 4 + [POINTS - 4 * ROWS] + [ROWS] * 4 + [POINTS - 4 * ROWS]
+    assert sorted(calls) == sorted(([ROWS] * 4 + [POINTS - 4 * ROWS]) * 2)  # threads interleave
     calls.clear()
     train_steps(waveforms(1), "deq-gabor-2L16D", 2, ROWS)
     assert not calls
@@ -326,3 +333,78 @@ def test_filter_sine_and_cosine_are_those_of_the_argument() -> None:
         assert float((sine.double() - torch.sin(argument)).abs().max()) < 2e-7
         assert float((cosine.double() - torch.cos(argument)).abs().max()) < 2e-7
         assert float((sine - filt(x).detach()).abs().max()) < 3e-7
+
+
+def tone(points: int) -> PreparedData:
+    """One waveform of ``points`` samples (long enough to take the blocked step)."""
+    x = np.linspace(-1, 1, points, dtype=np.float32)[:, None]
+    y = (0.8 * np.sin(40 * x))[None].astype(np.float32)
+    return PreparedData("audio", "tone", x, y, x, y, ["tone"])
+
+
+#: Runs blocked steps (the first one solving) of a long tone in a fresh process and prints the
+#: growth of its peak resident set and the blocked step's memory estimate, in bytes.
+MEASURE_BLOCKED_STEP = """
+import json, sys
+from pathlib import Path
+import torch
+from implicit2.tasks import get_task
+from implicit2.training.allocator import keep_freed_memory
+from implicit2.training.batching import blocked_step_bytes_per_signal
+from implicit2.training.settings import TrainSettings
+from implicit2.training.step import (
+    blocked_update, make_model, make_optimizer, make_scheduler, step_block_points,
+)
+from tests.test_blocked_step import tone
+
+def peak() -> int:
+    lines = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) * 1024 for line in lines if line.startswith("VmHWM:"))
+
+points, name, width = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+torch.set_num_threads(2)
+keep_freed_memory()
+data, task, cpu = tone(points), get_task("audio"), torch.device("cpu")
+settings = TrainSettings.from_dict({"input_scale": 3000.0, "steps": 10})
+model = make_model(name, data, settings, 0, 0, 1, cpu)
+optimizer = make_optimizer(model, 1e-3, cpu)
+scheduler = make_scheduler(optimizer, settings)
+x, y = torch.from_numpy(data.train_coords).unsqueeze(0), torch.from_numpy(data.train_targets)
+rows = step_block_points(model, cpu, points, width, False)
+estimate = blocked_step_bytes_per_signal(data, name, settings, points, rows)
+base, z = peak(), None
+for _ in range(2):
+    z = blocked_update(model, task, x, y, z, z is None, rows, optimizer, scheduler, None).z
+print(json.dumps({"growth": peak() - base, "estimate": estimate, "rows": rows}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+def test_the_blocked_step_fits_its_estimate_and_fit_keeps_the_full_batch(monkeypatch) -> None:
+    """A 1L32D DEQ on 2^20 samples (2^25 activation elements: blocked): its solving and amortized
+    blocked steps grow the process by no more than the blocked estimate (and by most of it), and
+    ``fit``'s fallback keeps the full batch on a budget the whole-batch estimate exceeds."""
+    points, name, width = 1 << 20, "deq-fourier-1L32D", 32
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE_BLOCKED_STEP, str(points), name, str(width)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["rows"] is not None
+    estimate = measured["estimate"]
+    assert 0.6 * estimate <= measured["growth"] <= estimate
+    data, task = tone(points), get_task("audio")
+    settings = TrainSettings.from_dict({"input_scale": 3000.0, "steps": 10})
+    budget = 1.1 * estimate
+    monkeypatch.setattr(batch_fallback, "available_bytes", lambda device: budget / MEMORY_SHARE)
+    assert step_bytes_per_signal(task, data, name, settings, points) > budget
+    assert fallback_batch(task, data, name, settings, CPU) is None
+    compiled = TrainSettings.from_dict({"input_scale": 3000.0, "steps": 10, "compile": True})
+    fallback = fallback_batch(task, data, name, compiled, CPU)  # a compiled step is not blocked
+    assert fallback is not None and fallback[0] < points

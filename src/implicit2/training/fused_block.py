@@ -2,17 +2,17 @@
 for the common case of the long-signal tasks: a one-layer Fourier MFN (a DEQ with the one-step
 gradient, or its explicit twin) under the mean squared error.
 
-Per block, with u₀ = xΩ₀ + φ₀, u₁ = xΩ₁ + φ₁ (wrapped as the filters wrap them)::
+Per block, with u₀ = xΩ₀ + φ₀ and u₁ = xΩ₁ + φ₁::
 
-    h₀ = z + sin u₀ (the explicit twin: sin u₀),  a = h₀W + b,  h₁ = sin u₁ ⊙ a,  ŷ = h₁W_out + b_out
-    ℓ = mean((ŷ − y)²) · (block points / all points)
+    h₀ = z + sin u₀ (the explicit twin: sin u₀),  a = h₀W + b,  h₁ = sin u₁ ⊙ a
+    ŷ = h₁W_out + b_out,  ℓ = mean((ŷ − y)²) · (block points / all points)
 
 and backward, g = ∂ℓ/∂h₁: the one-step gradient v = g + Jᵀg = g + (g ⊙ sin u₁)Wᵀ (the explicit
 twin: v = g), ∂a = v ⊙ sin u₁, ∂W = h₀ᵀ∂a, ∂h₀ = ∂a Wᵀ, ∂u₀ = ∂h₀ ⊙ cos u₀, ∂u₁ = (v ⊙ a) ⊙ cos u₁.
 The gradients are those autograd takes through the same model (tests/test_blocked_step.py); the
-difference is the number of passes over the block: each sine's cosine comes from the same wrapped
-argument, g + Jᵀg is one multiply-add product, element-wise products run in place, and no graph
-is built.
+difference is the number of passes over the block: each filter's sine and cosine come from one
+argument by numpy's vectorised trigonometry (:meth:`FourierFilter.sine_cosine`), g + Jᵀg is one
+multiply-add product, element-wise products run in place, and no graph is built.
 """
 
 from __future__ import annotations

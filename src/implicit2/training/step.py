@@ -236,13 +236,11 @@ def blocked_update(
         state = z0
         if isinstance(model, DEQINR):
             if solve:
-                with torch.no_grad():
-                    context = model.core.prepare(x)
-                    shape = (y.shape[0], points, model.state_dim)
-                    state, steps, _ = model.equilibrium(
-                        context, z0 if z0 is not None else x.new_zeros(shape)
-                    )
-                    del context
+                shape = (y.shape[0], points, model.state_dim)
+                iterate = model.core.blocked_solver_map(x, rows)
+                start = z0 if z0 is not None else x.new_zeros(shape)
+                state, steps, _ = model.equilibrium(iterate, start)
+                del iterate, start
             elif z0 is None:
                 raise ValueError("solve=False needs a warm-start state z0")
         inputs = [p for p in model.parameters() if p.requires_grad] + list(leaves)
@@ -256,6 +254,7 @@ def blocked_update(
             for block in blocks[worker::workers]:
                 z_block = None if state is None else state[:, block]
                 fraction = (block.stop - block.start) / points
+                z_next: Tensor | None
                 if fused is not None:
                     result = run_fused_block(
                         fused, x[:, block], y[:, block], z_block, fraction, len(inputs)
