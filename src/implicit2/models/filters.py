@@ -34,19 +34,14 @@ def wrapped(u: Tensor) -> Tensor:
     return _Wrap.apply(u)
 
 
-def _reduce(u: Tensor, in_place: bool) -> Tensor:
-    """u − 2πk, k = round(u / 2π), into ``u`` itself when ``in_place``."""
-    k = torch.round(u * (1 / (2 * math.pi)))
-    reduced = u.sub_(k, alpha=_TWO_PI_HIGH) if in_place else torch.sub(u, k, alpha=_TWO_PI_HIGH)
-    return reduced.sub_(k, alpha=_TWO_PI_MID).sub_(k, alpha=_TWO_PI_LOW)
-
-
 class _Wrap(torch.autograd.Function):
     """:func:`wrapped` as one node whose backward passes the gradient on unchanged."""
 
     @staticmethod
     def forward(u: Tensor) -> Tensor:
-        return _reduce(u, in_place=False)
+        k = torch.round(u * (1 / (2 * math.pi)))
+        reduced = torch.sub(u, k, alpha=_TWO_PI_HIGH)
+        return reduced.sub_(k, alpha=_TWO_PI_MID).sub_(k, alpha=_TWO_PI_LOW)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Tensor], output: Tensor) -> None:
@@ -89,22 +84,19 @@ class FourierFilter(nn.Module):
         """sin and cos of the filter's argument u = Ωx + φ, without graph: :meth:`forward`'s
         value and its derivative's factor, each within float32 rounding of those of u.
 
-        On CPU from numpy's vectorised sine and cosine, which reduce arguments up to about 70,000
-        on their fast path (no wrap needed) at less than half the time of torch's; the argument's
-        buffer then holds the cosine. Elsewhere torch's, the argument wrapped as in
-        :meth:`forward`.
+        CPU only (the blocked CPU step's): numpy's vectorised sine and cosine reduce arguments up
+        to about 70,000 on their fast path (no wrap needed) in less than half the time of torch's;
+        the argument's buffer then holds the cosine.
         """
+        if x.device.type != "cpu":
+            raise ValueError(f"sine_cosine computes on CPU tensors, got one on {x.device}")
         with torch.no_grad():
             u = linear(x, self.omega, self.phase)
-            if u.device.type == "cpu":
-                sine = torch.empty_like(u)
-                values = u.numpy()
-                np.sin(values, out=sine.numpy())
-                np.cos(values, out=values)
-                return sine, u
-            if self.wrap:
-                u = _reduce(u, in_place=True)
-            return torch.sin(u), u.cos_()
+            sine = torch.empty_like(u)
+            values = u.numpy()
+            np.sin(values, out=sine.numpy())
+            np.cos(values, out=values)
+            return sine, u
 
 
 class GaborFilter(nn.Module):

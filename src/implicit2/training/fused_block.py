@@ -9,10 +9,11 @@ Per block, with u₀ = xΩ₀ + φ₀ and u₁ = xΩ₁ + φ₁::
 
 and backward, g = ∂ℓ/∂h₁: the one-step gradient v = g + Jᵀg = g + (g ⊙ sin u₁)Wᵀ (the explicit
 twin: v = g), ∂a = v ⊙ sin u₁, ∂W = h₀ᵀ∂a, ∂h₀ = ∂a Wᵀ, ∂u₀ = ∂h₀ ⊙ cos u₀, ∂u₁ = (v ⊙ a) ⊙ cos u₁.
-The gradients are those autograd takes through the same model (tests/test_blocked_step.py); the
-difference is the number of passes over the block: each filter's sine and cosine come from one
-argument by numpy's vectorised trigonometry (:meth:`FourierFilter.sine_cosine`), g + Jᵀg is one
-multiply-add product, element-wise products run in place, and no graph is built.
+The gradients are those autograd takes through the same model, to rounding (numpy's sines differ
+from torch's in the last bits; tests/test_blocked_step.py); the difference is the number of
+passes over the block: each filter's sine and cosine come from one argument by numpy's
+vectorised trigonometry (:meth:`FourierFilter.sine_cosine`), g + Jᵀg is one multiply-add
+product, element-wise products run in place, and no graph is built.
 """
 
 from __future__ import annotations
@@ -43,19 +44,6 @@ class FusedBlock:
     deq: bool
     slots: tuple[int | None, ...]  # Ω₀, φ₀, Ω₁, φ₁, W, b, W_out, b_out
 
-    def tensors(self) -> tuple[Tensor, ...]:
-        first, second = self.filters
-        return (
-            first.omega,
-            first.phase,
-            second.omega,
-            second.phase,
-            self.weight,
-            self.layer.bias,
-            self.output.weight,
-            self.output.bias,
-        )
-
 
 def fused_block(model: INR, task: Task, inputs: list[Tensor]) -> FusedBlock | None:
     """The fused step of ``model`` whose gradients go to ``inputs`` (the parameters that require
@@ -77,17 +65,18 @@ def fused_block(model: INR, task: Task, inputs: list[Tensor]) -> FusedBlock | No
     layer, output = core.linears[0], core.output
     assert isinstance(first, FourierFilter) and isinstance(second, FourierFilter)
     assert isinstance(layer, StackedLinear) and isinstance(output, StackedLinear)
-    weight = core.layer_weights()[0]
-    plan = FusedBlock((first, second), weight, layer, output, isinstance(model, DEQINR), ())
-    index = {id(tensor): i for i, tensor in enumerate(inputs)}
-    slots = tuple(index.get(id(tensor)) for tensor in plan.tensors())
+    weight = core.layer_weights()[0]  # within shared_weights: the shared spectral-norm weight
+    tensors: tuple[Tensor, ...] = (first.omega, first.phase, second.omega, second.phase)
+    tensors += (weight, layer.bias, output.weight, output.bias)
     # Under shared spectral-norm weights, the raw weight (and the norm's own parameters) take
     # their gradient from the shared weight's on leaving shared_weights, not from a block.
     replaced = [] if weight is layer.weight else [layer.weight, *core.norms.parameters()]
-    known = {id(tensor) for tensor in (*plan.tensors(), *replaced)}
+    known = {id(tensor) for tensor in (*tensors, *replaced)}
     if any(id(tensor) not in known for tensor in inputs):
         return None
-    return FusedBlock(plan.filters, weight, layer, output, plan.deq, slots)
+    index = {id(tensor): i for i, tensor in enumerate(inputs)}
+    slots = tuple(index.get(id(tensor)) for tensor in tensors)
+    return FusedBlock((first, second), weight, layer, output, isinstance(model, DEQINR), slots)
 
 
 @dataclass
