@@ -408,3 +408,24 @@ def test_the_blocked_step_fits_its_estimate_and_fit_keeps_the_full_batch(monkeyp
     compiled = TrainSettings.from_dict({"input_scale": 3000.0, "steps": 10, "compile": True})
     fallback = fallback_batch(task, data, name, compiled, CPU)  # a compiled step is not blocked
     assert fallback is not None and fallback[0] < points
+
+
+@pytest.mark.parametrize("model_name", ["deq-fourier-2L16D", "deq-gabor-1L16D", "deq-siren-2L16D"])
+def test_the_blocked_solver_map_is_the_solver_map(model_name: str) -> None:
+    """The solve's constants computed in blocks (the last one partial) give the same f, to
+    rounding, as those of the whole batch; with spectral norm inside shared_weights the power
+    iteration advances once."""
+    data = waveforms(2)
+    settings = TrainSettings.from_dict({"input_scale": 30.0, "spectral_norm": True})
+    model = make_model(model_name, data, settings, 0, 0, 2, CPU)
+    model.train()
+    x = torch.from_numpy(data.train_coords).unsqueeze(0)
+    z = torch.randn((2, POINTS, 16), generator=torch.Generator().manual_seed(5))
+    core = model.core
+    with torch.no_grad(), core.shared_weights():
+        vectors = {n: b.clone() for n, b in model.named_buffers()}
+        blocked = core.blocked_solver_map(x, ROWS)(z)
+        for name, value in model.named_buffers():
+            assert torch.equal(value, vectors[name]), name  # the shared weights: no new iteration
+        whole = core.solver_map(core.prepare(x))(z)
+    torch.testing.assert_close(blocked, whole, rtol=1e-5, atol=1e-6)
