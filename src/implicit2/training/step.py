@@ -212,11 +212,14 @@ def blocked_update(
 
     The same step as :func:`training_forward` then :func:`apply_update`, in another order: the
     weights (and the spectral norm's power iteration) are evaluated once; a solving DEQ step
-    solves for the whole batch at once (one stopping rule over every point, as unblocked); then
-    each block of points computes its filters, f once from its state (the one-step gradient),
-    the decoder and its share of the loss (the per-signal mean over all points) and its
-    gradients; one optimiser step follows. A block's activations fit the CPU's cache, where a
-    long signal's whole-batch activations go to memory and back at every element-wise operation.
+    solves for the whole batch at once (one stopping rule over every point, as unblocked; the
+    solve's constants computed in blocks, ``blocked_solver_map``); then each block of points
+    computes its filters, f once from its state (the one-step gradient), the decoder and its
+    share of the loss (the per-signal mean over all points) and its gradients (by hand for a
+    one-layer Fourier MFN under the mean squared error, :mod:`implicit2.training.fused_block`;
+    else by autograd); one optimiser step follows. A block's activations fit the CPU's cache,
+    where a long signal's whole-batch activations go to memory and back at every element-wise
+    operation.
 
     The ``torch.get_num_threads()`` threads each take every n-th block on one thread (no
     synchronisation per operation, which costs most on a shared machine) and sum their blocks'
