@@ -9,10 +9,13 @@ Usage (CPU, 2 threads; the figures in docs/benchmarks.md, "Long full-batch signa
         --path blocked --steps 3
 
 ``train`` trains one model per variant from the same initialisation: ``whole`` (the trainer's
-whole-batch step, :func:`training_forward` then :func:`apply_update`) and ``blocked:R`` for every
-``--rows`` R (:func:`blocked_update` in blocks of R points), advancing the variants one step each
-in turn (interleaved, so machine load hits them alike); it records each step's wall time and loss,
-then scores every model (PSNR on the task's test set). ``profile`` times the parts of an amortized
+whole-batch step, :func:`training_forward` then :func:`apply_update`; ``whole-unwrapped``: with the
+filters' plain sine, the step before the long-signal work), ``blocked:R``
+(:func:`blocked_update` in blocks of R points) and ``blocked-autograd:R`` (the same with autograd
+in every block instead of the hand-written one-layer block of
+:mod:`implicit2.training.fused_block`), advancing the variants one step each in turn
+(interleaved, so machine load hits them alike); it records each step's wall time and loss, then
+scores every model (PSNR on the task's test set). ``profile`` times the parts of an amortized
 step (filters, f with the one-step gradient, decoder and loss, backward, Adam) whole-batch and per
 block, and prints ``torch.profiler``'s operator table for both. ``memory`` runs ``--steps`` steps
 of one path (``--solve``: the solving step 0 alone; else amortized steps from a held state) in
@@ -37,8 +40,10 @@ from implicit2.models import INR
 from implicit2.models.deq import DEQINR, ExplicitMFN
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.training import step as step_module
 from implicit2.training.allocator import keep_freed_memory
 from implicit2.training.evaluate import Predictor
+from implicit2.training.fused_block import fused_block
 from implicit2.training.settings import TrainSettings
 from implicit2.training.step import (
     apply_update,
@@ -50,6 +55,11 @@ from implicit2.training.step import (
 )
 
 CPU = torch.device("cpu")
+
+
+def no_fused_block(*args: Any) -> None:
+    """``fused_block`` for the ``blocked-autograd`` variant: autograd in every block."""
+    return None
 
 
 class Variant:
@@ -64,9 +74,11 @@ class Variant:
         settings: TrainSettings,
         rows: int | None,
         wrap: bool = True,
+        fused: bool = True,
     ) -> None:
         torch.manual_seed(0)
         self.name, self.task, self.rows, self.settings = name, task, rows, settings
+        self.fused = fused
         self.model = make_model(model_name, data, settings, 0, 0, data.num_signals, CPU)
         self.model.train()
         if not wrap:  # the filters as before this change: sin of the unwrapped argument
@@ -86,6 +98,7 @@ class Variant:
     def step(self) -> None:
         """One training step as the loop takes it (amortized: solve at step 0 only), timed."""
         solve = self.z is None
+        step_module.fused_block = fused_block if self.fused else no_fused_block
         started, cpu = time.perf_counter(), time.process_time()
         if self.rows is None:
             per_signal, z, _ = self.forward(self.x, self.y, self.z, solve)
@@ -131,7 +144,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     for name in args.variants:
         rows = None if name.startswith("whole") else int(name.split(":")[1])
         wrap = name != "whole-unwrapped"
-        variants.append(Variant(name, task, data, args.model, settings, rows, wrap))
+        fused = not name.startswith("blocked-autograd")
+        variants.append(Variant(name, task, data, args.model, settings, rows, wrap, fused))
     started = time.perf_counter()
     loads = [os.getloadavg()[0]]
     for step in range(args.steps):
@@ -274,7 +288,8 @@ def main() -> None:
         "--variants",
         nargs="+",
         default=["whole-unwrapped", "blocked:2048"],
-        help="train: whole-unwrapped (the step before this change), whole, blocked:ROWS",
+        help="train: whole-unwrapped (the step before the long-signal work), whole, blocked:ROWS, "
+        "blocked-autograd:ROWS",
     )
     parser.add_argument("--repeats", type=int, default=3, help="profile: steps timed")
     parser.add_argument("--path", choices=("whole", "blocked"), default="blocked")

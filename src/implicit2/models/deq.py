@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
 from implicit2.deq.gradients import attach_backward, reapplied, unrolled
 from implicit2.deq.solvers import get_solver
 from implicit2.models.base import INR, INROutput
-from implicit2.models.mfn import Context, MultiplicativeFilterNetwork
+from implicit2.models.mfn import MultiplicativeFilterNetwork
 
 
 class DEQINR(INR):
@@ -69,7 +71,7 @@ class DEQINR(INR):
         steps, residual = 0, 0.0
         z_star = z0
         if solve:
-            z_star, steps, residual = self.equilibrium(context, z0)
+            z_star, steps, residual = self.equilibrium(self.core.solver_map(context), z0)
         if not torch.is_grad_enabled():
             z_next = f(z_star)
         elif self.gradient == "unrolled":
@@ -91,12 +93,13 @@ class DEQINR(INR):
                 z_next = attach_backward(self.gradient, z_next, z_in if leaf else h0)
         return INROutput(self.core.decode(z_next), z_next.detach(), steps, residual)
 
-    def equilibrium(self, context: Context, z0: Tensor) -> tuple[Tensor, int, float]:
-        """Solve z* = f(z*, x) from ``z0`` without gradient, f's constants from ``context``:
-        (z*, solver iterations, final relative residual)."""
+    def equilibrium(
+        self, iterate: Callable[[Tensor], Tensor], z0: Tensor
+    ) -> tuple[Tensor, int, float]:
+        """Solve z* = f(z*, x) from ``z0`` without gradient, f applied by ``iterate`` (the core's
+        ``solver_map``): (z*, solver iterations, final relative residual)."""
         with torch.no_grad():
             tol = self.tol if self.training else self.eval_tol
-            iterate = self.core.solver_map(context)
             z_star, stats = self.solver(iterate, z0, tol=tol, max_iter=self.max_iter)
         return z_star, stats.steps, stats.residual
 

@@ -80,6 +80,24 @@ class FourierFilter(nn.Module):
         """(S|1, N, in_dim) → (S, N, width)."""
         return _sine(linear(x, self.omega, self.phase), self.wrap)
 
+    def sine_cosine(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """sin and cos of the filter's argument u = Ωx + φ, without graph: :meth:`forward`'s
+        value and its derivative's factor, each within float32 rounding of those of u.
+
+        CPU only (the blocked CPU step's): numpy's vectorised sine and cosine reduce arguments up
+        to about 70,000 on their fast path (no wrap needed) in less than half the time of torch's;
+        the argument's buffer then holds the cosine.
+        """
+        if x.device.type != "cpu":
+            raise ValueError(f"sine_cosine computes on CPU tensors, got one on {x.device}")
+        with torch.no_grad():
+            u = linear(x, self.omega, self.phase)
+            sine = torch.empty_like(u)
+            values = u.numpy()
+            np.sin(values, out=sine.numpy())
+            np.cos(values, out=values)
+            return sine, u
+
 
 class GaborFilter(nn.Module):
     """g(x) = sin(Ωx + φ) · exp(−½ ReLU(γ) ‖x − μ‖²), μ ~ U(−1, 1), γ ~ Gamma(α, 1), Ω rows × √γ."""

@@ -83,9 +83,11 @@ class MultiplicativeFilterNetwork(nn.Module):
 
     def prepare(self, x: Tensor) -> Context:
         """Evaluate the filters and the (normalised) weights for coordinates x (S|1, N, in_dim)."""
+        return self._context(x, self.layer_weights())
+
+    def _context(self, x: Tensor, weights: tuple[Tensor, ...]) -> Context:
         raw = [f(x) for f in self.filters]
         linears = cast("list[StackedLinear]", self.linears)  # typed views, no copies
-        weights = self._shared if self._shared is not None else self.weights()
         if self.filter_type == "siren":
             first = torch.sin(raw[0])
             terms = tuple(a + linear.bias for a, linear in zip(raw[1:], linears, strict=True))
@@ -102,6 +104,11 @@ class MultiplicativeFilterNetwork(nn.Module):
         if norms:
             return tuple(norm(lin.weight) for lin, norm in zip(linears, norms, strict=True))
         return tuple(linear.weight for linear in linears)
+
+    def layer_weights(self) -> tuple[Tensor, ...]:
+        """The weights :meth:`prepare` uses: those of :meth:`shared_weights` within its block,
+        else :meth:`weights`."""
+        return self._shared if self._shared is not None else self.weights()
 
     @contextlib.contextmanager
     def shared_weights(self) -> Iterator[tuple[Tensor, ...]]:
@@ -156,11 +163,43 @@ class MultiplicativeFilterNetwork(nn.Module):
         z-independent part, g₀(x)·W₁ + b₁ (SIREN-like: sin(a₀(x))·W₁ + a₁(x) + b₁), summed once
         for the whole solve instead of adding g₀(x) to z every iteration, and each layer's
         product or sine taken in place. Equal to :meth:`step` up to rounding."""
-        weights, terms = context.weights, context.terms
+        return self._iteration(self._entry(context), context.terms, context.weights)
+
+    def blocked_solver_map(self, x: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
+        """:meth:`solver_map` of :meth:`prepare` (x), its constants computed ``rows`` points at a
+        time (no gradient): the whole batch holds each layer's filter term and the first layer's
+        entry, never g₀(x) nor a whole-batch filter's temporaries. Equal to :meth:`solver_map`
+        up to rounding (the filters' products may be cut differently)."""
+        weights = self.layer_weights()
+        points = x.shape[1]
+        entry: Tensor | None = None
+        terms: list[Tensor] = []
+        with torch.no_grad():
+            for first in range(0, points, rows):
+                block = slice(first, min(first + rows, points))
+                context = self._context(x[:, block], weights)
+                part = self._entry(context)
+                if entry is None:
+                    entry = part.new_empty((part.shape[0], points, part.shape[2]))
+                    terms = [t.new_empty((t.shape[0], points, t.shape[2])) for t in context.terms]
+                entry[:, block] = part
+                for whole, term in zip(terms, context.terms, strict=True):
+                    whole[:, block] = term
+        if entry is None:
+            raise ValueError("blocked_solver_map needs at least one point")
+        return self._iteration(entry, tuple(terms), weights)
+
+    def _entry(self, context: Context) -> Tensor:
+        """The first layer's z-independent part: g₀(x)·W₁ + b₁ (SIREN-like: + a₁(x))."""
+        linears = cast("list[StackedLinear]", self.linears)
+        first_bias = context.terms[0] if self.filter_type == "siren" else linears[0].bias
+        return torch.baddbmm(first_bias, context.first, context.weights[0])
+
+    def _iteration(
+        self, entry: Tensor, terms: tuple[Tensor, ...], weights: tuple[Tensor, ...]
+    ) -> Callable[[Tensor], Tensor]:
         linears = cast("list[StackedLinear]", self.linears)
         siren = self.filter_type == "siren"
-        first_bias = terms[0] if siren else linears[0].bias
-        entry = torch.baddbmm(first_bias, context.first, weights[0])
 
         def apply(z: Tensor) -> Tensor:
             h = torch.baddbmm(entry, z, weights[0])

@@ -2,7 +2,8 @@
 
 A full-batch task (image, audio) trains every coordinate every step; a long recording or a huge
 picture can need more memory for one step than the machine has, and would fail or swap. When the
-estimated step (:func:`implicit2.training.batching.step_bytes_per_signal`) exceeds
+estimated step (:func:`implicit2.training.batching.step_bytes_per_signal`; for a step the CPU runs
+in blocks of points, :func:`~implicit2.training.batching.blocked_step_bytes_per_signal`) exceeds
 :data:`MEMORY_SHARE` of the available memory, the run trains on random minibatches of the largest
 power-of-two point count that fits instead.
 """
@@ -13,9 +14,11 @@ import os
 
 import torch
 
+from implicit2.models import parse_model_name
 from implicit2.tasks.base import PreparedData, Task
-from implicit2.training.batching import step_bytes_per_signal
+from implicit2.training.batching import blocked_step_bytes_per_signal, step_bytes_per_signal
 from implicit2.training.settings import TrainSettings
+from implicit2.training.step import make_model, step_block_points
 
 #: The share of the available memory a training step may take.
 MEMORY_SHARE = 0.5
@@ -53,9 +56,18 @@ def fallback_batch(
     if free is None:
         return None
     points = len(data.train_coords)
-    need = step_bytes_per_signal(task, data, model, settings, points)
+    whole = step_bytes_per_signal(task, data, model, settings, points)
+    probe = make_model(model, data, settings, 0, 0, 1, torch.device("cpu"))
+    width = parse_model_name(model).width
+    rows = step_block_points(probe, device, points, width, settings.compile)
+    need = (
+        whole
+        if rows is None
+        else blocked_step_bytes_per_signal(data, model, settings, points, rows)
+    )
     budget = MEMORY_SHARE * free
     if need <= budget:
         return None
-    fitting = max(MIN_POINTS, int(points * budget / need))
+    # A minibatch step runs whole-batch: size it by the whole-batch step's bytes per point.
+    fitting = max(MIN_POINTS, int(points * budget / whole))
     return min(points, 1 << (fitting.bit_length() - 1)), need, free

@@ -105,6 +105,40 @@ def step_bytes_per_signal(
     return saved + workspace + 4 * parameter_bytes
 
 
+#: Whole-batch activations of a blocked CPU step's peak besides two per layer (its filter term and
+#: its output within an iteration) and the solver's history: a DEQ's solving step holds the start,
+#: the first layer's entry, the iterate, its image and their difference
+#: (``MultiplicativeFilterNetwork.blocked_solver_map``, ``fixed_point``), then the state and its
+#: successor; an amortized step, only these two. Over a solving step the process's resident set
+#: grew by 7.5 activations for a 1L32D DEQ and 9.9 for a 2L32D one (tests/test_blocked_step.py
+#: measures the first): 7 leaves some room.
+BLOCKED_SOLVE_ACTIVATIONS = 7
+
+#: Activations of one block in flight per thread of a blocked step (filters, products, their
+#: gradients: 11 in the fused one-layer block), with room for the allocator.
+BLOCK_ACTIVATIONS = 24
+
+
+def blocked_step_bytes_per_signal(
+    data: PreparedData, model_name: str, settings: TrainSettings, points: int, rows: int
+) -> float:
+    """Host bytes one signal's blocked CPU step (:func:`implicit2.training.step.blocked_update`,
+    ``rows`` points a block) needs at ``points`` points: a DEQ's whole-batch solve (two
+    activations a layer, ``BLOCKED_SOLVE_ACTIVATIONS`` more and the solver's history), the blocks in
+    flight (one per thread), the coordinates and targets, and the parameters with their gradients
+    and Adam moments."""
+    spec = parse_model_name(model_name)
+    whole = 0.0
+    if spec.is_deq:
+        copies = 2 * spec.layers + BLOCKED_SOLVE_ACTIVATIONS + EXTRA_STATE_COPIES[settings.solver]
+        whole = copies * points * spec.width * 4
+    blocks = torch.get_num_threads() * BLOCK_ACTIVATIONS * rows * spec.width * 4
+    signal = points * (data.in_dim + data.out_dim) * 4
+    model = make_model(model_name, data, settings, 0, 0, 1, torch.device("cpu"))
+    parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    return whole + blocks + signal + 4 * parameter_bytes
+
+
 def saved_bytes_per_signal(task: Task, data: PreparedData, model: INR, points: int) -> float:
     """Bytes a training step of the one-signal CPU ``model`` saves for backward at ``points``
     points, extrapolated from two forward passes at ``PROBE_POINTS`` points (the same count on

@@ -19,6 +19,7 @@ from implicit2.models import INR, build_model
 from implicit2.models.deq import DEQINR
 from implicit2.models.mfn import MultiplicativeFilterNetwork
 from implicit2.tasks.base import PreparedData, Task
+from implicit2.training.fused_block import fused_block, run_fused_block
 from implicit2.training.profiling import SavedTensorMeter
 from implicit2.training.settings import TrainSettings
 
@@ -211,11 +212,14 @@ def blocked_update(
 
     The same step as :func:`training_forward` then :func:`apply_update`, in another order: the
     weights (and the spectral norm's power iteration) are evaluated once; a solving DEQ step
-    solves for the whole batch at once (one stopping rule over every point, as unblocked); then
-    each block of points computes its filters, f once from its state (the one-step gradient),
-    the decoder and its share of the loss (the per-signal mean over all points) and its
-    gradients; one optimiser step follows. A block's activations fit the CPU's cache, where a
-    long signal's whole-batch activations go to memory and back at every element-wise operation.
+    solves for the whole batch at once (one stopping rule over every point, as unblocked; the
+    solve's constants computed in blocks, ``blocked_solver_map``); then each block of points
+    computes its filters, f once from its state (the one-step gradient), the decoder and its
+    share of the loss (the per-signal mean over all points) and its gradients (by hand for a
+    one-layer Fourier MFN under the mean squared error, :mod:`implicit2.training.fused_block`;
+    else by autograd); one optimiser step follows. A block's activations fit the CPU's cache,
+    where a long signal's whole-batch activations go to memory and back at every element-wise
+    operation.
 
     The ``torch.get_num_threads()`` threads each take every n-th block on one thread (no
     synchronisation per operation, which costs most on a shared machine) and sum their blocks'
@@ -235,34 +239,45 @@ def blocked_update(
         state = z0
         if isinstance(model, DEQINR):
             if solve:
-                with torch.no_grad():
-                    context = model.core.prepare(x)
-                    shape = (y.shape[0], points, model.state_dim)
-                    state, steps, _ = model.equilibrium(
-                        context, z0 if z0 is not None else x.new_zeros(shape)
-                    )
-                    del context
+                shape = (y.shape[0], points, model.state_dim)
+                iterate = model.core.blocked_solver_map(x, rows)
+                start = z0 if z0 is not None else x.new_zeros(shape)
+                state, steps, _ = model.equilibrium(iterate, start)
+                del iterate, start
             elif z0 is None:
                 raise ValueError("solve=False needs a warm-start state z0")
         inputs = [p for p in model.parameters() if p.requires_grad] + list(leaves)
         new_state = None if state is None else torch.empty_like(state)
         blocks = [slice(first, min(first + rows, points)) for first in range(0, points, rows)]
 
+        fused = fused_block(model, task, inputs)
+
         def work(worker: int, workers: int) -> _Share:
             share = _Share([None] * len(inputs), y.new_zeros((y.shape[0],)))
             for block in blocks[worker::workers]:
-                meter = SavedTensorMeter()
-                with meter.track() if measure else contextlib.nullcontext():
-                    out = model.run(x[:, block], None if state is None else state[:, block], False)
-                    loss = task.loss(out.y, y[:, block]) * ((block.stop - block.start) / points)
-                grads = torch.autograd.grad(loss.sum(), inputs, allow_unused=True)
-                share.saved_bytes = max(share.saved_bytes, meter.bytes)
+                z_block = None if state is None else state[:, block]
+                fraction = (block.stop - block.start) / points
+                z_next: Tensor | None
+                if fused is not None:
+                    result = run_fused_block(
+                        fused, x[:, block], y[:, block], z_block, fraction, len(inputs)
+                    )
+                    loss, z_next, grads = result.loss, result.z, result.grads
+                    share.saved_bytes = max(share.saved_bytes, result.saved_bytes)
+                else:
+                    meter = SavedTensorMeter()
+                    with meter.track() if measure else contextlib.nullcontext():
+                        out = model.run(x[:, block], z_block, False)
+                        loss = task.loss(out.y, y[:, block]) * fraction
+                    grads = list(torch.autograd.grad(loss.sum(), inputs, allow_unused=True))
+                    share.saved_bytes = max(share.saved_bytes, meter.bytes)
+                    z_next = out.z
                 share.loss += loss.detach()
                 for i, grad in enumerate(grads):
                     total = share.grads[i]
                     share.grads[i] = grad if total is None or grad is None else total.add_(grad)
-                if new_state is not None and out.z is not None:
-                    new_state[:, block] = out.z
+                if new_state is not None and z_next is not None:
+                    new_state[:, block] = z_next
             return share
 
         shares = _in_threads(work, min(torch.get_num_threads(), len(blocks)))
