@@ -20,14 +20,14 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
+from fit_scale_sweep import train_as_fit  # a sibling script: scripts/ is on sys.path
 from scipy.fft import dctn
 from scipy.stats import chi2
 
 from implicit2.commands import fit
 from implicit2.data.infer import infer_task
 from implicit2.pipeline.scale_rule import signal_bandwidth
-from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
-from implicit2.training.settings import TrainSettings
+from implicit2.training.runs import evaluate_dir, load_data
 
 #: Band edges, radians per unit of the [-1, 1] span (as the scale rule's bandwidth).
 EDGES = (0.0, 16.0, 32.0, 64.0, 128.0, np.inf)
@@ -82,22 +82,8 @@ def main() -> None:
         print("| the image | — | " + " | ".join(f"{v:.3g}" for v in band_energy(pixels)) + " |")
         for run in args.runs:
             scale, lr = (float(part) for part in run.split(","))
-            options = argparse.Namespace(
-                model=args.model,
-                steps=args.steps,
-                lr=lr,
-                input_scale=scale,
-                device="cpu",
-                seed=0,
-                checkpoint_every=None,
-                tune=False,
-            )
-            hparams = fit.fit_settings(task, path, args.model, options)
-            chosen, _record = fit.choose_settings(task, data, hparams, options)
             run_dir = Path(folder) / f"run_{scale:g}_{lr:g}"
-            train_to_dir(
-                task, data, args.model, 0, TrainSettings.from_dict(chosen), run_dir, progress=False
-            )
+            train_as_fit(task, path, data, args.model, args.steps, scale, lr, run_dir)
             evaluate_dir(task, data, run_dir, run_dir / "metrics.json", "cpu")
             recon = next((run_dir / "recon").glob("00_*.png"))
             image = iio.imread(recon).astype(np.float64)

@@ -23,8 +23,38 @@ import torch
 
 from implicit2.commands import fit
 from implicit2.data.infer import infer_task
+from implicit2.tasks.base import PreparedData
 from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
 from implicit2.training.settings import TrainSettings
+
+
+def train_as_fit(
+    task: str,
+    path: Path,
+    data: PreparedData,
+    model: str,
+    steps: int,
+    scale: float | None,
+    lr: float | None,
+    run_dir: Path,
+) -> TrainSettings:
+    """Train ``model`` on ``data`` (prepared from ``path``) into ``run_dir`` with the settings
+    ``implicit2 fit`` chooses for these options (None: fit's own scale or the task's rate)."""
+    options = argparse.Namespace(
+        model=model,
+        steps=steps,
+        lr=lr,
+        input_scale=scale,
+        device="cpu",
+        seed=0,
+        checkpoint_every=None,
+        tune=False,
+    )
+    hparams = fit.fit_settings(task, path, model, options)
+    chosen, _record = fit.choose_settings(task, data, hparams, options)
+    settings = TrainSettings.from_dict(chosen)
+    train_to_dir(task, data, model, 0, settings, run_dir, progress=False)
+    return settings
 
 
 def main() -> None:
@@ -51,22 +81,11 @@ def main() -> None:
             data = load_data(task, prepared)
             scales = ([] if args.no_derived else [None]) + list(args.scales)
             for scale, lr in itertools.product(scales, args.lrs):
-                options = argparse.Namespace(
-                    model=args.model,
-                    steps=args.steps,
-                    lr=lr,
-                    input_scale=scale,
-                    device="cpu",
-                    seed=0,
-                    checkpoint_every=None,
-                    tune=False,
-                )
-                hparams = fit.fit_settings(task, path, args.model, options)
-                chosen, _record = fit.choose_settings(task, data, hparams, options)
-                settings = TrainSettings.from_dict(chosen)
-                run_dir = Path(folder) / f"run_{scale}_{lr}"
                 started = time.perf_counter()
-                train_to_dir(task, data, args.model, 0, settings, run_dir, progress=False)
+                run_dir = Path(folder) / f"run_{scale}_{lr}"
+                settings = train_as_fit(
+                    task, path, data, args.model, args.steps, scale, lr, run_dir
+                )
                 metrics = evaluate_dir(task, data, run_dir, run_dir / "metrics.json", "cpu")
                 row = {
                     "file": path.name,
