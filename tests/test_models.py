@@ -8,6 +8,7 @@ import torch
 from implicit2.deq.solvers import SOLVERS
 from implicit2.models import build_model, count_parameters
 from implicit2.models.deq import DEQINR, ExplicitMFN
+from implicit2.training.profiling import SavedTensorMeter
 
 FILTERS = ("fourier", "gabor", "siren")
 
@@ -279,3 +280,19 @@ def test_gabor_input_filter_keeps_the_authors_alpha():
     input_gamma, layer_gamma = (f.gamma.mean().item() for f in model.core.filters)
     assert input_gamma == pytest.approx(6.0 / 2, abs=0.15)  # mean of Gamma(k, 1) is k
     assert layer_gamma == pytest.approx(3.0 / 2, abs=0.15)
+
+
+@pytest.mark.parametrize("name", ["deq-fourier-1L64D", "deq-gabor-2L32D", "deq-siren-1L64D"])
+def test_a_solve_keeps_nothing_for_backward(name: str) -> None:
+    """The solve runs without gradient: a solving training forward saves for backward exactly
+    what one application of f from the same state saves (no graph of the solver's constants)."""
+    model = build_model(name, 2, 1, num_signals=2, seed=0, first_signal=0, spectral_norm=True)
+    x = coords(512)
+    z0 = torch.rand((2, 512, model.state_dim), generator=torch.Generator().manual_seed(1))
+    saved = []
+    for solve in (True, False):
+        meter = SavedTensorMeter()
+        with meter.track():
+            model.run(x, z0, solve)
+        saved.append(meter.bytes)
+    assert saved[0] == saved[1] > 0

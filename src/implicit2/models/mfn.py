@@ -163,7 +163,9 @@ class MultiplicativeFilterNetwork(nn.Module):
         z-independent part, g₀(x)·W₁ + b₁ (SIREN-like: sin(a₀(x))·W₁ + a₁(x) + b₁), summed once
         for the whole solve instead of adding g₀(x) to z every iteration, and each layer's
         product or sine taken in place. Equal to :meth:`step` up to rounding."""
-        return self._iteration(self._entry(context), context.terms, context.weights)
+        with torch.no_grad():  # a constant of the solve: no graph, nothing kept for backward
+            entry = self._entry(context)
+        return self._iteration(entry, context.terms, context.weights)
 
     def blocked_solver_map(self, x: Tensor, rows: int) -> Callable[[Tensor], Tensor]:
         """:meth:`solver_map` of :meth:`prepare` (x), its constants computed ``rows`` points at a
