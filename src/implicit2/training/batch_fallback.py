@@ -56,18 +56,19 @@ def fallback_batch(
     if free is None:
         return None
     points = len(data.train_coords)
-    whole = step_bytes_per_signal(task, data, model, settings, points)
     probe = make_model(model, data, settings, 0, 0, 1, torch.device("cpu"))
     width = parse_model_name(model).width
     rows = step_block_points(probe, device, points, width, settings.compile)
-    need = (
-        whole
-        if rows is None
-        else blocked_step_bytes_per_signal(data, model, settings, points, rows)
-    )
+    whole: float | None = None
+    if rows is None:
+        need = whole = step_bytes_per_signal(task, data, model, settings, points)
+    else:
+        need = blocked_step_bytes_per_signal(data, model, settings, points, rows)
     budget = MEMORY_SHARE * free
     if need <= budget:
         return None
     # A minibatch step runs whole-batch: size it by the whole-batch step's bytes per point.
+    if whole is None:
+        whole = step_bytes_per_signal(task, data, model, settings, points)
     fitting = max(MIN_POINTS, int(points * budget / whole))
     return min(points, 1 << (fitting.bit_length() - 1)), need, free
