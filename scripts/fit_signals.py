@@ -2,7 +2,9 @@
 
 Photos from ``skimage.data``, resized with anti-aliasing, as 8- or 16-bit PNG (16-bit RGB as
 TIFF); the paper's bach clip resampled (polyphase) and cut; synthetic clips. The held-out set
-goes to ``OUT/held_out``, the final confirmation set to ``OUT/confirm``.
+goes to ``OUT/held_out``, the final confirmation set to ``OUT/confirm``, and pictures of other
+sources (matplotlib's sample data, scikit-image's phantom and stereo photo), held out from the
+short run's rate, to ``OUT/rate_check``.
 
     python scripts/fit_signals.py --bach gt_bach.wav --out results/fit_defaults/signals
 """
@@ -10,6 +12,7 @@ goes to ``OUT/held_out``, the final confirmation set to ``OUT/confirm``.
 from __future__ import annotations
 
 import argparse
+import gzip
 import math
 from pathlib import Path
 
@@ -61,13 +64,38 @@ CONFIRM_IMAGES = {
 HELD_OUT_CLIPS = {"bach_44k_0.75s": (44100, 4.0, 0.75), "bach_32k_1.5s": (32000, 2.0, 1.5)}
 
 
+def rate_check_pictures() -> dict[str, np.ndarray]:
+    """name → picture in [0, 1] (height × width, or × 3 for RGB), at its size for the rate check."""
+    from matplotlib import cbook
+
+    hopper = iio.imread(cbook.get_sample_data("grace_hopper.jpg")) / 255.0
+    with gzip.open(cbook.get_sample_data("s1045.ima.gz", asfileobj=False)) as scan:
+        mri = np.frombuffer(scan.read(), ">u2").reshape(256, 256).astype(np.float64)
+    elevation = cbook.get_sample_data("jacksboro_fault_dem.npz")["elevation"].astype(np.float64)
+    motorcycle = data.stereo_motorcycle()[0] / 255.0
+    pictures = {
+        "hopper_80x68": resize(hopper, (80, 68), anti_aliasing=True),
+        "phantom_100": resize(data.shepp_logan_phantom(), (100, 100), anti_aliasing=True),
+        "motorcycle_128x190": resize(motorcycle, (128, 190), anti_aliasing=True),
+        "dem_172x202_16bit": resize(elevation, (172, 202), anti_aliasing=True),
+        "mri_256_16bit": mri,
+    }
+    return {name: (x - x.min()) / (x.max() - x.min()) for name, x in pictures.items()}
+
+
 def write_image(out: Path, name: str, source: str, height: int, width: int, bits: int) -> None:
-    """One resized photo; 16-bit RGB goes to TIFF (PNG writers take 16-bit gray only)."""
+    """One photo of ``skimage.data``, resized (:func:`write_unit`)."""
     raw = getattr(data, source)()
     top_in = 1 if raw.dtype == bool else np.iinfo(raw.dtype).max
     unit = (raw[..., :3] if raw.ndim == 3 else raw).astype(np.float64) / top_in  # logo: RGBA
+    write_unit(out, name, resize(unit, (height, width), anti_aliasing=True), bits)
+
+
+def write_unit(out: Path, name: str, unit: np.ndarray, bits: int) -> None:
+    """A picture in [0, 1] at ``bits`` per value; 16-bit RGB goes to TIFF (PNG writers take
+    16-bit gray only)."""
     top = (2**bits) - 1
-    image = np.clip(resize(unit, (height, width), anti_aliasing=True), 0.0, 1.0) * top
+    image = np.clip(unit, 0.0, 1.0) * top
     image = image.round().astype(np.uint16 if bits == 16 else np.uint8)
     suffix = ".tif" if bits == 16 and image.ndim == 3 else ".png"
     iio.imwrite(out / f"{name}{suffix}", image)
@@ -141,6 +169,10 @@ def main() -> None:
         for name, (source, height, width, bits) in images.items():
             write_image(folder, name, source, height, width, bits)
     write_smooth(confirm)
+    rate_check = args.out / "rate_check"
+    rate_check.mkdir(exist_ok=True)
+    for name, unit in rate_check_pictures().items():
+        write_unit(rate_check, name, unit, 16 if name.endswith("16bit") else 8)
     wave, rate = soundfile.read(str(args.bach), always_2d=True)
     for folder, clips in ((args.out, CLIPS), (held_out, HELD_OUT_CLIPS)):
         for name, clip in clips.items():

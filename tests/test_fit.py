@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from implicit2.cli import main
+from implicit2.pipeline.scale_rule import SHORT_RUN_MAX_LR
 from implicit2.tasks import get_task
 
 REQUIRED = ("task", "model", "steps", "status", "params", "train_seconds")
@@ -93,6 +94,7 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     image = tmp_path / "grain.png"
     imageio.imwrite(image, grain)
     argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "3", "--device", "cpu"]
+    argv += ["--lr", "1e-3"]  # the task's rate: the bounds as the paper tuned them
     caplog.set_level(logging.INFO, logger="implicit2")
     assert main([*argv, "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -108,6 +110,33 @@ def test_fit_derives_the_scale_from_the_image_size_and_says_why(
     assert metrics["fit_settings"]["input_scale"] == {"value": 7.0, "source": "command line"}
 
 
+def test_a_short_fit_of_a_picture_gets_a_higher_rate_and_scale_and_fits_better(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    image = write_crop(tmp_path / "crop.png")
+    argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "60", "--device", "cpu"]
+    caplog.set_level(logging.INFO, logger="implicit2")
+    assert main([*argv, "--out", str(tmp_path / "short"), "--no-progress"]) == 0
+    short = json.loads((tmp_path / "short" / "metrics.json").read_text())
+    cap = SHORT_RUN_MAX_LR["image_representation"]  # 1e-3 × 5000 / 60 is above it
+    assert short["fit_settings"]["lr"] == {
+        "value": cap,
+        "source": "short run",
+        "reason": f"the task's 0.001 × 5000 steps kept over 60 steps, capped at {cap:g}",
+    }
+    assert short["hparams"]["lr"] == cap
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("settings:"))
+    assert f"lr {cap:g} (the task's 0.001 × 5000 steps" in line, line
+    # the rate raises the scale's bounds too: here the capacity, 16 × √2 instead of 16
+    assert short["hparams"]["input_scale"] == pytest.approx(16 * 2**0.5)
+    assert "× 1.41 for 20× the task's rate" in short["fit_settings"]["input_scale"]["reason"]
+    paper = ["--lr", "1e-3", "--out", str(tmp_path / "paper"), "--no-progress"]
+    assert main([*argv, *paper]) == 0
+    at_paper_rate = json.loads((tmp_path / "paper" / "metrics.json").read_text())
+    assert at_paper_rate["hparams"]["input_scale"] == pytest.approx(16.0)
+    assert short["psnr"] > at_paper_rate["psnr"] + 3
+
+
 def test_fit_tune_tries_scales_around_the_derived_one_and_keeps_the_best(tmp_path: Path) -> None:
     image = write_crop(tmp_path / "crop.png")
     argv = ["fit", str(image), "--model", "mfn-fourier-1L16D", "--steps", "20", "--tune"]
@@ -116,10 +145,11 @@ def test_fit_tune_tries_scales_around_the_derived_one_and_keeps_the_best(tmp_pat
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     chosen = metrics["fit_settings"]
     trials = chosen["tune"]
-    assert [t["input_scale"] for t in trials] == pytest.approx([16.0, 8.0, 32.0])  # 32²
+    start = 16.0 * 2**0.5  # 32², 20 steps: the capacity bound at the short run's rate
+    assert [t["input_scale"] for t in trials] == pytest.approx([start, start / 2, start * 2])
     best = min(trials, key=lambda t: t["loss"])
     assert chosen["input_scale"]["source"] == "tune"
-    assert chosen["input_scale"]["start"]["value"] == pytest.approx(16.0)
+    assert chosen["input_scale"]["start"]["value"] == pytest.approx(start)
     assert metrics["hparams"]["input_scale"] == best["input_scale"]
     assert len({t["loss"] for t in trials}) == 3  # each scale really trained
 

@@ -14,10 +14,14 @@ from implicit2.pipeline import config as cfg
 from implicit2.pipeline import grid, run_settings
 from implicit2.pipeline.scale_rule import (
     BANDWIDTH_FRACTION,
+    CAPACITY_GROWTH_POWER,
     ENERGY_SHARE,
+    MAX_RATE_GROWTH,
+    SHORT_RUN_MAX_LR,
     Sampling,
     capacity_cap,
     derive_input_scale,
+    derive_lr,
     signal_bandwidth,
 )
 
@@ -153,6 +157,48 @@ def test_bad_sampling_and_scales_are_refused_by_name() -> None:
         derive_input_scale(Sampling("image_representation", (8, 8)), 0.0, MODEL)
     with pytest.raises(ValueError, match="is not a model name"):
         derive_input_scale(Sampling("image_representation", (8, 8)), 256.0, "deq-1L8D")
+
+
+def test_a_short_run_keeps_the_task_rate_times_steps_up_to_the_cap() -> None:
+    rate = derive_lr(TASK_IMAGE, 1e-3, 5000, 300)
+    assert rate is not None and rate.lr == pytest.approx(1e-3 * 5000 / 300)
+    assert rate.reason == "the task's 0.001 × 5000 steps kept over 300 steps"
+    capped = derive_lr(TASK_IMAGE, 1e-3, 5000, 50)
+    assert capped is not None and capped.lr == SHORT_RUN_MAX_LR[TASK_IMAGE]
+    assert capped.reason.endswith(f"capped at {SHORT_RUN_MAX_LR[TASK_IMAGE]:g}")
+    assert derive_lr(TASK_IMAGE, 1e-3, 5000, 5000) is None  # the paper's own run
+    assert derive_lr(TASK_IMAGE, 1e-3, 5000, 20000) is None  # never lowered
+    for task in ("audio", "image_generalization", "video", "occupancy"):
+        assert derive_lr(task, 1e-3, 3000, 300) is None, task
+    with pytest.raises(ValueError, match="must be positive"):
+        derive_lr(TASK_IMAGE, 1e-3, 5000, 0)
+
+
+def test_a_picture_at_a_higher_rate_gets_higher_bounds() -> None:
+    model = "deq-fourier-1L64D"  # capacity 64 for gray, 37 for RGB
+    growth = MAX_RATE_GROWTH
+
+    def at(sampling: Sampling, lr_ratio: float) -> float:
+        return derive_input_scale(sampling, 256.0, model, lr_ratio).input_scale
+
+    small = Sampling(TASK_IMAGE, (64, 96))  # the sampling bound binds: 32
+    assert at(small, 1.0) == pytest.approx(32.0)
+    assert at(small, 1e-2 / 1e-3) == pytest.approx(32.0 * growth)
+    assert at(small, 1.5) == pytest.approx(48.0)  # grows with the rate up to the limit
+    assert at(small, 0.5) == pytest.approx(32.0)  # a lower rate never lowers it
+    smooth = Sampling(TASK_IMAGE, (384, 384), bandwidth=40.0)
+    assert at(smooth, 20.0) == pytest.approx(growth * BANDWIDTH_FRACTION * 40.0)
+    for channels in (1, 3):
+        large = Sampling(TASK_IMAGE, (512, 512), channels=channels)
+        cap = capacity_cap(model, channels) * growth**CAPACITY_GROWTH_POWER
+        derived = derive_input_scale(large, 256.0, model, 20.0)
+        assert derived.input_scale == pytest.approx(cap)
+        growth_text = f"× {growth**CAPACITY_GROWTH_POWER:.3g} for 20× the task's rate ("
+        assert growth_text in derived.reason
+    clip = Sampling("audio", (24000,), 8000.0)  # audio's best scale did not move with the rate
+    assert at(clip, 3.0) == at(clip, 1.0)
+    with pytest.raises(ValueError, match="ratio must be positive"):
+        at(small, 0.0)
 
 
 def bin_frequency(n: int, k: int) -> float:

@@ -4,7 +4,8 @@ The task is inferred from the file (image, audio, video or mesh); every setting 
 command line is the task's default from the workflow config
 (:mod:`implicit2.pipeline.run_settings`), except the input scale, which is derived from the
 signal's sampling and the model's capacity (:mod:`implicit2.pipeline.scale_rule`) unless
-``--input-scale`` gives it; ``--tune`` refines it with a short search
+``--input-scale`` gives it, and, for a picture trained for fewer steps than the task's, the
+learning rate (the same module); ``--tune`` refines the scale with a short search
 (:mod:`implicit2.training.scale_search`). A signal whose full batch does not fit in memory trains
 on minibatches (:mod:`implicit2.training.batch_fallback`).
 The choices are logged in one line and recorded in ``metrics.json`` under ``fit_settings``.
@@ -32,7 +33,8 @@ from implicit2.data.manifest import read_manifest, write_manifest
 from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
 from implicit2.pipeline.config import validate
-from implicit2.pipeline.run_settings import resolve_hparams
+from implicit2.pipeline.run_settings import builtin_hparams, resolve_hparams
+from implicit2.pipeline.scale_rule import derive_lr
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training.batch_fallback import fallback_batch
@@ -74,7 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model name, e.g. deq-fourier-1L256D")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
     parser.add_argument("--steps", type=int, default=None, help="training steps (task default)")
-    parser.add_argument("--lr", type=float, default=None, help="Adam learning rate")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default: the task's; higher for a picture given fewer --steps)",
+    )
     parser.add_argument(
         "--input-scale",
         type=float,
@@ -135,10 +142,17 @@ def choose_settings(
     for key, flag in (("steps", args.steps), ("lr", args.lr)):
         source = "command line" if flag is not None else "task default"
         record[key] = {"value": chosen[key], "source": source}
+    paper = builtin_hparams(task, args.model)
+    if args.lr is None:
+        rate = derive_lr(task, float(paper["lr"]), int(paper["steps"]), int(chosen["steps"]))
+        if rate is not None:
+            chosen["lr"] = rate.lr
+            record["lr"] = {"value": rate.lr, "source": "short run", "reason": rate.reason}
     if args.input_scale is not None:
         record["input_scale"] = {"value": chosen["input_scale"], "source": "command line"}
     else:
-        derived = derive_scale(data, args.model, float(chosen["input_scale"]))
+        lr_ratio = float(chosen["lr"]) / float(paper["lr"])
+        derived = derive_scale(data, args.model, float(chosen["input_scale"]), lr_ratio)
         chosen["input_scale"] = derived.input_scale
         record["input_scale"] = {
             "value": derived.input_scale,

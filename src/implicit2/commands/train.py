@@ -16,7 +16,7 @@ import json
 import logging
 from pathlib import Path
 
-from implicit2.pipeline.run_settings import builtin_input_scale
+from implicit2.pipeline.run_settings import builtin_hparams
 from implicit2.training import lease as gpu_lease
 from implicit2.training.checkpoint import TrainingInterrupted
 from implicit2.training.runs import load_data, train_to_dir
@@ -53,8 +53,9 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainSettings.from_dict(values | placeholder)
     data = load_data(args.task, args.data)
     if derive:
-        paper_scale = builtin_input_scale(args.task, args.model)
-        derived = derive_scale(data, args.model, paper_scale)
+        paper = builtin_hparams(args.task, args.model)
+        lr_ratio = settings.lr / float(paper["lr"])
+        derived = derive_scale(data, args.model, float(paper["input_scale"]), lr_ratio)
         settings = dataclasses.replace(settings, input_scale=derived.input_scale)
         logging.getLogger(__name__).info(
             "input_scale %.4g (%s)", derived.input_scale, derived.reason

@@ -105,14 +105,15 @@ def resolve_hparams(
 
 
 @functools.cache
-def builtin_input_scale(task: str, model: str) -> float:
-    """The input scale the built-in defaults give ``task`` for ``model``: the paper's setting.
+def builtin_hparams(task: str, model: str) -> dict[str, Any]:
+    """The training settings the built-in defaults give ``task`` for ``model`` on a file of the
+    user's own: the paper's settings.
 
     Raises:
         ConfigError: unknown task or model.
     """
     config = validate({"tasks": [task], "datasets": {"own": {"path": "own", "task": task}}})
-    return float(resolve_hparams(config, task, "own", model)["input_scale"])
+    return resolve_hparams(config, task, "own", model)
 
 
 def derives_input_scale(config: Mapping[str, Any], task: str, dataset: str, model: str) -> bool:
@@ -131,7 +132,7 @@ def derives_input_scale(config: Mapping[str, Any], task: str, dataset: str, mode
     if "input_scale" in (block.get("train") or {}):
         return False
     resolved = resolve_hparams(config, task, dataset, model)["input_scale"]
-    return bool(resolved == builtin_input_scale(task, model))
+    return bool(resolved == builtin_hparams(task, model)["input_scale"])
 
 
 def shadowed_train_keys(config: Mapping[str, Any], written: Mapping[str, Any]) -> list[str]:

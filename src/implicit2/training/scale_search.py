@@ -53,10 +53,12 @@ def sampling_of(data: PreparedData) -> Sampling:
     return Sampling(data.task, (len(data.train_coords),), None if rate is None else float(rate))
 
 
-def derive_scale(data: PreparedData, model: str, paper_scale: float) -> DerivedScale:
-    """The scale rule's input scale for ``data`` and ``model``; ``paper_scale`` is the task's own
-    setting for the model."""
-    return derive_input_scale(sampling_of(data), paper_scale, model)
+def derive_scale(
+    data: PreparedData, model: str, paper_scale: float, lr_ratio: float = 1.0
+) -> DerivedScale:
+    """The scale rule's input scale for ``data`` and ``model`` trained at ``lr_ratio`` times the
+    task's rate; ``paper_scale`` is the task's own setting for the model."""
+    return derive_input_scale(sampling_of(data), paper_scale, model, lr_ratio)
 
 
 @dataclass(frozen=True)
