@@ -3,7 +3,7 @@
 For each file: prepare once, then train ``--model`` for ``--steps`` at the scale ``fit`` derives
 (no ``--input-scale``; ``--no-derived`` skips it) and at each scale of ``--scales`` (absolute
 values), with ``fit``'s other settings (``--lrs``: each of these learning rates in turn instead of
-the task's), and score each run as ``fit`` does.
+the one ``fit`` takes), and score each run as ``fit`` does.
 The evidence of docs/fit_defaults.md comes from this script.
 
     python scripts/fit_scale_sweep.py FILE... --out results/fit_defaults/sweep.jsonl
@@ -39,7 +39,7 @@ def train_as_fit(
     run_dir: Path,
 ) -> TrainSettings:
     """Train ``model`` on ``data`` (prepared from ``path``) into ``run_dir`` with the settings
-    ``implicit2 fit`` chooses for these options (None: fit's own scale or the task's rate)."""
+    ``implicit2 fit`` chooses for these options (None: fit's own scale or rate)."""
     options = argparse.Namespace(
         model=model,
         steps=steps,
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--model", default="deq-fourier-1L64D")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--scales", type=float, nargs="*", default=[])
-    parser.add_argument("--lrs", type=float, nargs="*", default=[None], help="default: the task's")
+    parser.add_argument("--lrs", type=float, nargs="*", default=[None], help="default: fit's")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--no-derived", action="store_true", help="only the --scales, not fit's own choice"

@@ -3,8 +3,9 @@
 For each signal: its sampling, the scale ``implicit2 fit`` derives for it now, the PSNR of the
 run at that scale (a run of the sweep files with the same scale; "not run" when there is none),
 the best PSNR of all its runs, and the gap. Runs of ``--model`` for 300 steps only, at the learning
-rate ``fit`` takes (the task's; ``--lr``: at that rate instead; a run recorded without its rate
-was at the task's 1e-3); rows in the order the files are given.
+rate ``fit`` takes for them (a picture's short-run rate, 1.67e-2; audio's 1e-3; ``--lr``: at that
+rate instead; a run recorded without its rate was at the task's 1e-3); rows in the order the files
+are given.
 
     python scripts/fit_table.py SIGNAL... --runs results/fit_defaults/*.jsonl
 """

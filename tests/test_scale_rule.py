@@ -160,18 +160,22 @@ def test_bad_sampling_and_scales_are_refused_by_name() -> None:
 
 
 def test_a_short_run_keeps_the_task_rate_times_steps_up_to_the_cap() -> None:
-    rate = derive_lr(TASK_IMAGE, 1e-3, 5000, 300)
+    model = "deq-fourier-1L64D"
+    rate = derive_lr(TASK_IMAGE, model, 1e-3, 5000, 300)
     assert rate is not None and rate.lr == pytest.approx(1e-3 * 5000 / 300)
     assert rate.reason == "the task's 0.001 × 5000 steps kept over 300 steps"
-    capped = derive_lr(TASK_IMAGE, 1e-3, 5000, 50)
+    capped = derive_lr(TASK_IMAGE, model, 1e-3, 5000, 50)
     assert capped is not None and capped.lr == SHORT_RUN_MAX_LR[TASK_IMAGE]
     assert capped.reason.endswith(f"capped at {SHORT_RUN_MAX_LR[TASK_IMAGE]:g}")
-    assert derive_lr(TASK_IMAGE, 1e-3, 5000, 5000) is None  # the paper's own run
-    assert derive_lr(TASK_IMAGE, 1e-3, 5000, 20000) is None  # never lowered
+    assert derive_lr(TASK_IMAGE, model, 1e-3, 5000, 5000) is None  # the paper's own run
+    assert derive_lr(TASK_IMAGE, model, 1e-3, 5000, 20000) is None  # never lowered
     for task in ("audio", "image_generalization", "video", "occupancy"):
-        assert derive_lr(task, 1e-3, 3000, 300) is None, task
+        assert derive_lr(task, model, 1e-3, 3000, 300) is None, task
+    for other in ("mfn-gabor-1L64D", "ffn-2L64D"):
+        assert derive_lr(TASK_IMAGE, other, 1e-3, 5000, 300) is not None, other
+    assert derive_lr(TASK_IMAGE, "siren-3L64D", 1e-3, 5000, 300) is None  # collapses at 1.7e-2
     with pytest.raises(ValueError, match="must be positive"):
-        derive_lr(TASK_IMAGE, 1e-3, 5000, 0)
+        derive_lr(TASK_IMAGE, model, 1e-3, 5000, 0)
 
 
 def test_a_picture_at_a_higher_rate_gets_higher_bounds() -> None:

@@ -144,7 +144,9 @@ def choose_settings(
         record[key] = {"value": chosen[key], "source": source}
     paper = builtin_hparams(task, args.model)
     if args.lr is None:
-        rate = derive_lr(task, float(paper["lr"]), int(paper["steps"]), int(chosen["steps"]))
+        rate = derive_lr(
+            task, args.model, float(paper["lr"]), int(paper["steps"]), int(chosen["steps"])
+        )
         if rate is not None:
             chosen["lr"] = rate.lr
             record["lr"] = {"value": rate.lr, "source": "short run", "reason": rate.reason}
