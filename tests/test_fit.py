@@ -129,7 +129,7 @@ def test_a_short_fit_of_a_picture_gets_a_higher_rate_and_scale_and_fits_better(
     assert f"lr {cap:g} (the task's 0.001 × 5000 steps" in line, line
     # the rate raises the scale's bounds too: here the capacity, 16 × √2 instead of 16
     assert short["hparams"]["input_scale"] == pytest.approx(16 * 2**0.5)
-    assert "× 1.41 for 20× the task's rate" in short["fit_settings"]["input_scale"]["reason"]
+    assert "g = 2 for 20× the task's rate" in short["fit_settings"]["input_scale"]["reason"]
     paper = ["--lr", "1e-3", "--out", str(tmp_path / "paper"), "--no-progress"]
     assert main([*argv, *paper]) == 0
     at_paper_rate = json.loads((tmp_path / "paper" / "metrics.json").read_text())

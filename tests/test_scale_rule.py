@@ -14,7 +14,6 @@ from implicit2.pipeline import config as cfg
 from implicit2.pipeline import grid, run_settings
 from implicit2.pipeline.scale_rule import (
     BANDWIDTH_FRACTION,
-    CAPACITY_GROWTH_POWER,
     ENERGY_SHARE,
     MAX_RATE_GROWTH,
     SHORT_RUN_MAX_LR,
@@ -192,13 +191,13 @@ def test_a_picture_at_a_higher_rate_gets_higher_bounds() -> None:
     assert at(small, 0.5) == pytest.approx(32.0)  # a lower rate never lowers it
     smooth = Sampling(TASK_IMAGE, (384, 384), bandwidth=40.0)
     assert at(smooth, 20.0) == pytest.approx(growth * BANDWIDTH_FRACTION * 40.0)
-    for channels in (1, 3):
-        large = Sampling(TASK_IMAGE, (512, 512), channels=channels)
-        cap = capacity_cap(model, channels) * growth**CAPACITY_GROWTH_POWER
-        derived = derive_input_scale(large, 256.0, model, 20.0)
-        assert derived.input_scale == pytest.approx(cap)
-        growth_text = f"× {growth**CAPACITY_GROWTH_POWER:.3g} for 20× the task's rate ("
-        assert growth_text in derived.reason
+    large = Sampling(TASK_IMAGE, (512, 512))
+    derived = derive_input_scale(large, 256.0, model, 20.0)
+    assert derived.input_scale == pytest.approx(64.0 * 2**0.5)  # D·√(L·g), g = 2
+    assert "D·√(L·g) / C^(1/2g) for 1 channel(s), g = 2 for 20× the task's rate (" in derived.reason
+    rgb = Sampling(TASK_IMAGE, (512, 512), channels=3)  # the channels share less of it
+    assert at(rgb, 20.0) == pytest.approx(64.0 * 2**0.5 / 3**0.25)
+    assert at(rgb, 20.0) / at(rgb, 1.0) > at(large, 20.0) / at(large, 1.0)
     clip = Sampling("audio", (24000,), 8000.0)  # audio's best scale did not move with the rate
     assert at(clip, 3.0) == at(clip, 1.0)
     with pytest.raises(ValueError, match="ratio must be positive"):
