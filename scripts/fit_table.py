@@ -73,8 +73,8 @@ def main() -> None:
             if (row["file"], row["model"], row["steps"]) == (path.name, args.model, 300)
             and math.isclose(row.get("lr", 1e-3), lr, rel_tol=1e-6)
         }
-        # scales recorded to 2 decimals (the first session's runs) match within 0.01 %
-        at = next((p for s, p in sweep.items() if math.isclose(s, scale, rel_tol=1e-4)), None)
+        # scales recorded rounded (to 2 decimals, or whole for audio) match within 0.05 %
+        at = next((p for s, p in sweep.items() if math.isclose(s, scale, rel_tol=5e-4)), None)
         best_scale = max(sweep, key=sweep.__getitem__) if sweep else math.nan
         best = sweep.get(best_scale, math.nan)
         shown = ", ".join(f"{s:.4g}: {p:.2f}" for s, p in sorted(sweep.items()))
