@@ -18,6 +18,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,6 +27,30 @@ from implicit2.data.infer import infer_task
 from implicit2.tasks.base import PreparedData
 from implicit2.training.runs import evaluate_dir, load_data, train_to_dir
 from implicit2.training.settings import TrainSettings
+
+
+def fit_choices(
+    task: str,
+    path: Path,
+    data: PreparedData,
+    model: str,
+    steps: int,
+    scale: float | None,
+    lr: float | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings ``implicit2 fit`` chooses for ``model`` on ``data`` (prepared from ``path``)
+    with these options (None: fit's own scale or rate), and its record of each choice."""
+    options = argparse.Namespace(
+        model=model,
+        steps=steps,
+        lr=lr,
+        input_scale=scale,
+        device="cpu",
+        seed=0,
+        checkpoint_every=None,
+        tune=False,
+    )
+    return fit.choose_settings(task, data, fit.fit_settings(task, path, model, options), options)
 
 
 def train_as_fit(
@@ -39,19 +64,8 @@ def train_as_fit(
     run_dir: Path,
 ) -> TrainSettings:
     """Train ``model`` on ``data`` (prepared from ``path``) into ``run_dir`` with the settings
-    ``implicit2 fit`` chooses for these options (None: fit's own scale or rate)."""
-    options = argparse.Namespace(
-        model=model,
-        steps=steps,
-        lr=lr,
-        input_scale=scale,
-        device="cpu",
-        seed=0,
-        checkpoint_every=None,
-        tune=False,
-    )
-    hparams = fit.fit_settings(task, path, model, options)
-    chosen, _record = fit.choose_settings(task, data, hparams, options)
+    ``implicit2 fit`` chooses for these options (:func:`fit_choices`)."""
+    chosen, _record = fit_choices(task, path, data, model, steps, scale, lr)
     settings = TrainSettings.from_dict(chosen)
     train_to_dir(task, data, model, 0, settings, run_dir, progress=False)
     return settings

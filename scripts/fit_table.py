@@ -19,6 +19,8 @@ import math
 import tempfile
 from pathlib import Path
 
+from fit_scale_sweep import fit_choices  # a sibling script: scripts/ is on sys.path
+
 from implicit2.commands import fit
 from implicit2.data.infer import infer_task
 from implicit2.training.runs import load_data
@@ -30,12 +32,7 @@ def derived_scale(path: Path, model: str, lr: float | None) -> tuple[float, str,
     task = infer_task(path)
     with tempfile.TemporaryDirectory() as folder:
         data = load_data(task, fit.prepare_into(task, path, Path(folder)))
-    options = argparse.Namespace(
-        model=model, steps=300, lr=lr, input_scale=None, device="cpu", tune=False
-    )
-    options.checkpoint_every = None
-    hparams = fit.fit_settings(task, path, model, options)
-    chosen, record = fit.choose_settings(task, data, hparams, options)
+    chosen, record = fit_choices(task, path, data, model, 300, None, lr)
     reason = record["input_scale"]["reason"]
     if "image_shape" in data.meta:
         height, width, channels = data.meta["image_shape"]
