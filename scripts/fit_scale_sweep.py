@@ -50,7 +50,7 @@ def fit_choices(
         checkpoint_every=None,
         tune=False,
     )
-    return fit.choose_settings(task, data, fit.fit_settings(task, path, model, options), options)
+    return fit.choose_settings(task, data, fit.fit_settings(task, model, options), options)
 
 
 def train_as_fit(

@@ -89,7 +89,7 @@ def test_fit_train_and_workflow_resolve_the_same_settings(
     no_overrides = argparse.Namespace(
         steps=None, lr=None, input_scale=None, device="auto", checkpoint_every=None
     )
-    assert fit_settings(task, path, model, no_overrides) == hparams
+    assert fit_settings(task, model, no_overrides) == hparams
     assert TrainSettings.from_dict(hparams).to_dict() == hparams  # what `train --hparams` reads
     defaults = load_defaults()
     paper = defaults["tasks"][task]["train"]

@@ -17,6 +17,7 @@ arguments and it resumes from ``DIR/ckpt/``.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 from collections.abc import Mapping
@@ -32,8 +33,7 @@ from implicit2.data.infer import infer_task
 from implicit2.data.manifest import read_manifest, write_manifest
 from implicit2.data.registry import resolve_dataset
 from implicit2.names import TASK_NAMES
-from implicit2.pipeline.config import validate
-from implicit2.pipeline.run_settings import builtin_hparams, resolve_hparams
+from implicit2.pipeline.run_settings import builtin_hparams
 from implicit2.pipeline.scale_rule import derive_lr
 from implicit2.tasks import get_task
 from implicit2.tasks.base import PreparedData
@@ -115,15 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def fit_settings(task: str, path: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
+def fit_settings(task: str, model: str, args: argparse.Namespace) -> dict[str, Any]:
     """The task's default training settings for ``model`` with the command-line overrides."""
-    config = validate(
-        {
-            "tasks": [task],
-            "datasets": {DATASET: {"path": str(path), "task": task}},
-        }
-    )
-    hparams = resolve_hparams(config, task, DATASET, model)
+    hparams = copy.deepcopy(builtin_hparams(task, model))  # the cached defaults stay untouched
     overrides = {"steps": args.steps, "lr": args.lr, "input_scale": args.input_scale}
     overrides["device"] = args.device
     hparams.update({key: value for key, value in overrides.items() if value is not None})
@@ -240,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     if args.allow_non_watertight and task != "occupancy":
         raise ValueError(f"--allow-non-watertight applies to meshes (occupancy), not to {task}")
     options = {"allow_non_watertight": True} if args.allow_non_watertight else None
-    hparams = fit_settings(task, path, args.model, args)
+    hparams = fit_settings(task, args.model, args)
     TrainSettings.from_dict(hparams)  # bad settings fail before any preparing
     args.out.mkdir(parents=True, exist_ok=True)
     data = load_data(task, prepare_into(task, path, args.out, options))
