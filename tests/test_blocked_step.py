@@ -371,7 +371,7 @@ optimizer = make_optimizer(model, 1e-3, cpu)
 scheduler = make_scheduler(optimizer, settings)
 x, y = torch.from_numpy(data.train_coords).unsqueeze(0), torch.from_numpy(data.train_targets)
 rows = step_block_points(model, cpu, points, width, False)
-estimate = blocked_step_bytes_per_signal(data, name, settings, points, rows)
+estimate = blocked_step_bytes_per_signal(data, name, model, settings, points, rows)
 base, z = peak(), None
 for _ in range(2):
     z = blocked_update(model, task, x, y, z, z is None, rows, optimizer, scheduler, None).z

@@ -63,7 +63,7 @@ def fallback_batch(
     if rows is None:
         need = whole = step_bytes_per_signal(task, data, model, settings, points)
     else:
-        need = blocked_step_bytes_per_signal(data, model, settings, points, rows)
+        need = blocked_step_bytes_per_signal(data, model, probe, settings, points, rows)
     budget = MEMORY_SHARE * free
     if need <= budget:
         return None

@@ -120,13 +120,18 @@ BLOCK_ACTIVATIONS = 24
 
 
 def blocked_step_bytes_per_signal(
-    data: PreparedData, model_name: str, settings: TrainSettings, points: int, rows: int
+    data: PreparedData,
+    model_name: str,
+    model: INR,
+    settings: TrainSettings,
+    points: int,
+    rows: int,
 ) -> float:
     """Host bytes one signal's blocked CPU step (:func:`implicit2.training.step.blocked_update`,
     ``rows`` points a block) needs at ``points`` points: a DEQ's whole-batch solve (two
     activations a layer, ``BLOCKED_SOLVE_ACTIVATIONS`` more and the solver's history), the blocks in
-    flight (one per thread), the coordinates and targets, and the parameters with their gradients
-    and Adam moments."""
+    flight (one per thread), the coordinates and targets, and the parameters of ``model`` (built
+    for ``model_name`` and ``data``) with their gradients and Adam moments."""
     spec = parse_model_name(model_name)
     whole = 0.0
     if spec.is_deq:
@@ -134,7 +139,6 @@ def blocked_step_bytes_per_signal(
         whole = copies * points * spec.width * 4
     blocks = torch.get_num_threads() * BLOCK_ACTIVATIONS * rows * spec.width * 4
     signal = points * (data.in_dim + data.out_dim) * 4
-    model = make_model(model_name, data, settings, 0, 0, 1, torch.device("cpu"))
     parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return whole + blocks + signal + 4 * parameter_bytes
 
