@@ -20,7 +20,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import torch
-from fit_scale_sweep import train_as_fit  # a sibling script: scripts/ is on sys.path
+from fit_scale_sweep import fit_choices, train_as_fit  # a sibling script: scripts/ is on sys.path
 from scipy.fft import dctn
 from scipy.stats import chi2
 
@@ -83,7 +83,8 @@ def main() -> None:
         for run in args.runs:
             scale, lr = (float(part) for part in run.split(","))
             run_dir = Path(folder) / f"run_{scale:g}_{lr:g}"
-            train_as_fit(task, path, data, args.model, args.steps, scale, lr, run_dir)
+            chosen, _record = fit_choices(task, path, data, args.model, args.steps, scale, lr)
+            train_as_fit(task, data, args.model, chosen, run_dir)
             evaluate_dir(task, data, run_dir, run_dir / "metrics.json", "cpu")
             recon = next((run_dir / "recon").glob("00_*.png"))
             image = iio.imread(recon).astype(np.float64)

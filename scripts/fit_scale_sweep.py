@@ -54,18 +54,10 @@ def fit_choices(
 
 
 def train_as_fit(
-    task: str,
-    path: Path,
-    data: PreparedData,
-    model: str,
-    steps: int,
-    scale: float | None,
-    lr: float | None,
-    run_dir: Path,
+    task: str, data: PreparedData, model: str, chosen: dict[str, Any], run_dir: Path
 ) -> TrainSettings:
-    """Train ``model`` on ``data`` (prepared from ``path``) into ``run_dir`` with the settings
-    ``implicit2 fit`` chooses for these options (:func:`fit_choices`)."""
-    chosen, _record = fit_choices(task, path, data, model, steps, scale, lr)
+    """Train ``model`` on ``data`` into ``run_dir`` with the settings ``fit`` chose
+    (:func:`fit_choices`)."""
     settings = TrainSettings.from_dict(chosen)
     train_to_dir(task, data, model, 0, settings, run_dir, progress=False)
     return settings
@@ -97,9 +89,8 @@ def main() -> None:
             for scale, lr in itertools.product(scales, args.lrs):
                 started = time.perf_counter()
                 run_dir = Path(folder) / f"run_{scale}_{lr}"
-                settings = train_as_fit(
-                    task, path, data, args.model, args.steps, scale, lr, run_dir
-                )
+                chosen, _record = fit_choices(task, path, data, args.model, args.steps, scale, lr)
+                settings = train_as_fit(task, data, args.model, chosen, run_dir)
                 metrics = evaluate_dir(task, data, run_dir, run_dir / "metrics.json", "cpu")
                 row = {
                     "file": path.name,
